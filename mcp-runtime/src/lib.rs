@@ -3,6 +3,7 @@
 //!
 //! Start at the crate README for the ten-line example.
 
+pub mod client;
 pub mod context;
 pub mod extract;
 pub mod protocol;

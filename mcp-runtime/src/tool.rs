@@ -41,10 +41,7 @@ impl CallError {
     /// The text the caller sees.
     pub fn message(&self) -> &str {
         match self {
-            CallError::InvalidArguments(m)
-            | CallError::Tool(m)
-            | CallError::Panicked(m)
-            | CallError::Internal(m) => m,
+            CallError::InvalidArguments(m) | CallError::Tool(m) | CallError::Panicked(m) | CallError::Internal(m) => m,
         }
     }
 }
