@@ -1,1 +1,14 @@
-//! End-to-end tests live in `tests/`; this crate has no library code.
+//! The test harness shared by the workspace's end-to-end tests.
+//!
+//! Everything here starts real things: server binaries on free ports, a
+//! PostgreSQL cluster in a temporary directory, the official MCP clients that
+//! `scripts/test.sh` installs. Each handle stops what it started when dropped,
+//! so tests can run in parallel and leave nothing behind.
+
+mod peers;
+mod postgres;
+mod process;
+
+pub use peers::{Peers, peers, scripts_dir};
+pub use postgres::TestPostgres;
+pub use process::{ServerProcess, binary};

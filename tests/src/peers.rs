@@ -1,0 +1,43 @@
+//! The official MCP clients, installed by `scripts/test.sh` into
+//! `target/test-peers` (or where `MCP_TEST_PEERS` points).
+
+use std::path::PathBuf;
+
+/// Where each official client lives.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// Python with `mcp[ws]==1.30.0` (the last release with a WebSocket client).
+    pub python_mcp1: PathBuf,
+    /// Python with the current `mcp` 2.x.
+    pub python_mcp2: PathBuf,
+    /// A folder whose `node_modules` holds `@modelcontextprotocol/sdk@1.32.2` and `ws`.
+    pub node_dir: PathBuf,
+}
+
+/// Finds the installed peers, or panics saying how to install them: a test
+/// that needs an official client must not pass without one.
+pub fn peers() -> Peers {
+    let root = match std::env::var_os("MCP_TEST_PEERS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-peers"),
+    };
+    let peers = Peers {
+        python_mcp1: root.join("py-mcp1/bin/python"),
+        python_mcp2: root.join("py-mcp2/bin/python"),
+        node_dir: root.join("node"),
+    };
+    for path in [&peers.python_mcp1, &peers.python_mcp2, &peers.node_dir.join("node_modules/@modelcontextprotocol/sdk")]
+    {
+        assert!(
+            path.exists(),
+            "official MCP client missing at {}: run scripts/test.sh (it installs them)",
+            path.display()
+        );
+    }
+    peers
+}
+
+/// The folder holding the peer scripts (`tests/peers`).
+pub fn scripts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers")
+}

@@ -1,0 +1,137 @@
+//! A private PostgreSQL cluster per test: `initdb` into a temporary
+//! directory, a free port on 127.0.0.1, stopped and removed on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// A running PostgreSQL server that belongs to one test.
+#[derive(Debug)]
+pub struct TestPostgres {
+    dir: TempDir,
+    port: u16,
+    /// initdb and the server refuse to run as root; as root they run as
+    /// this (unprivileged) user.
+    run_as: Option<String>,
+}
+
+impl TestPostgres {
+    /// Starts a fresh cluster with a `postgres` superuser (trust auth on
+    /// 127.0.0.1 only) and a database `dewey`.
+    pub fn start() -> TestPostgres {
+        let run_as = is_root().then(|| "postgres".to_owned());
+        let dir = tempfile::Builder::new().prefix("mcp-pg-").tempdir().expect("a temporary directory");
+        if let Some(user) = &run_as {
+            chown_to(dir.path(), user);
+        }
+        let data = dir.path().join("data");
+        let initdb = pg_bin("initdb");
+        let out = run(
+            &run_as,
+            &initdb,
+            &["-D", path_str(&data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+        );
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+
+        // A free port can be taken between our probe and the server's bind:
+        // try a few times rather than fail a test on a race with another one.
+        for _ in 0..10 {
+            let port = free_port();
+            let options = format!(
+                "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=off \
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                path_str(dir.path())
+            );
+            let log = dir.path().join("postgres.log");
+            let out = run(
+                &run_as,
+                &pg_bin("pg_ctl"),
+                &["-D", path_str(&data), "-l", path_str(&log), "-o", &options, "-w", "-t", "60", "start"],
+            );
+            if out.status.success() {
+                let pg = TestPostgres { dir, port, run_as };
+                pg.create_database("dewey");
+                return pg;
+            }
+        }
+        let log = std::fs::read_to_string(dir.path().join("postgres.log")).unwrap_or_default();
+        panic!("PostgreSQL did not start; its log:\n{log}");
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/dewey`
+    pub fn url(&self) -> String {
+        self.url_for("dewey")
+    }
+
+    pub fn url_for(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates another empty database on the same server.
+    pub fn create_database(&self, name: &str) {
+        let out = Command::new(pg_bin("createdb"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name])
+            .output()
+            .expect("createdb runs");
+        assert!(out.status.success(), "createdb {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = run(&self.run_as, &pg_bin("pg_ctl"), &["-D", path_str(&data), "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+/// PostgreSQL's programs: on PATH, or in Debian's versioned folder.
+fn pg_bin(name: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let candidate = Path::new(dir).join(name);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    for version in ["17", "16", "15", "14"] {
+        let candidate = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin/{name}"));
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` not found: install PostgreSQL (scripts/test.sh does on Debian)")
+}
+
+fn run(run_as: &Option<String>, program: &Path, args: &[&str]) -> Output {
+    let mut command = match run_as {
+        Some(user) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", user, "--"]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    command.args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+}
+
+fn chown_to(path: &Path, user: &str) {
+    let status = Command::new("chown").args([user, path_str(path)]).status().expect("chown runs");
+    assert!(status.success(), "cannot hand {} to {user}", path.display());
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
