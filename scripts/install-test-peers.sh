@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests need on a fresh machine: the official MCP
+# clients from PyPI and npm, and PostgreSQL from Debian if absent. Skips what
+# is already in place, so it is cheap to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+peers="$root/target/test-peers"
+mkdir -p "$peers"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# PostgreSQL: the Dewey tests start private clusters with initdb/pg_ctl.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  log "installing PostgreSQL from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+# Python clients: two virtualenvs, because the WebSocket client left the
+# SDK after 1.30.0 and the stdio tests want the current 2.x.
+python_peer() { # name, pip requirements...
+  local name=$1; shift
+  local want="$*"
+  if [ "$(cat "$peers/$name/.installed" 2>/dev/null)" != "$want" ]; then
+    log "installing Python peer $name: $want"
+    rm -rf "${peers:?}/$name"
+    python3 -m venv "$peers/$name"
+    "$peers/$name/bin/pip" install -q --disable-pip-version-check "$@"
+    echo "$want" > "$peers/$name/.installed"
+  fi
+}
+python_peer py-mcp1 'mcp[ws]==1.30.0' 'websockets>=15,<16'
+python_peer py-mcp2 'mcp==2.3.0' 'websockets>=15,<16'
+
+# Node clients: the TypeScript SDK and ws, pinned by tests/peers/node/package.json.
+node_want=$(sha256sum tests/peers/node/package.json | cut -d' ' -f1)
+if [ "$(cat "$peers/node/.installed" 2>/dev/null)" != "$node_want" ]; then
+  log "installing Node peers"
+  rm -rf "$peers/node" && mkdir -p "$peers/node"
+  cp tests/peers/node/package.json "$peers/node/"
+  (cd "$peers/node" && npm install --silent --no-audit --no-fund >/dev/null)
+  echo "$node_want" > "$peers/node/.installed"
+fi
+# Node's ES module resolution ignores NODE_PATH: link the install beside the scripts.
+ln -sfn "$peers/node/node_modules" tests/peers/node/node_modules
