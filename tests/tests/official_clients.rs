@@ -1,0 +1,95 @@
+//! The official MCP clients against the real `hello` binary over WebSocket:
+//! the Python SDK's `websocket_client` (mcp[ws]==1.30.0) and the TypeScript
+//! SDK's `WebSocketClientTransport` (1.32.2). Each peer script runs a whole
+//! session and reports what it saw as JSON; the assertions are here, once,
+//! for both.
+
+use std::path::Path;
+use std::process::Command;
+
+use mcp_tests::{ServerProcess, peers, scripts_dir};
+use serde_json::Value;
+
+/// One tool per page, so the clients must follow `nextCursor` to see all three.
+const PAGE_SIZE: &str = "1";
+
+fn run_peer(program: &Path, script: &Path, url: &str, cwd: &Path) -> Value {
+    let out = Command::new(program)
+        .arg(script)
+        .arg(url)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{} failed ({}):\n{stderr}\n{stdout}", script.display(), out.status);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("peer printed no JSON report ({e}):\n{stdout}\n{stderr}"))
+}
+
+fn assert_session(client: &str, r: &Value) {
+    let ctx = |what: &str| format!("{client}: {what}; report: {r:#}");
+
+    assert_eq!(r["serverName"], "hello", "{}", ctx("serverInfo.name"));
+    assert_eq!(r["ping"], true, "{}", ctx("ping"));
+    assert_eq!(r["pages"], 3, "{}", ctx("tools/list must paginate one tool per page"));
+    let mut tools: Vec<&str> = r["tools"].as_array().expect("tools").iter().filter_map(Value::as_str).collect();
+    tools.sort_unstable();
+    assert_eq!(tools, ["add", "echo", "slow"], "{}", ctx("tool names"));
+
+    let echo = &r["echo"];
+    assert_eq!(echo["isError"], false, "{}", ctx("echo succeeds"));
+    assert_eq!(echo["structured"], serde_json::json!({"text": "héllo wörld"}), "{}", ctx("echo structuredContent"));
+    let echo_text: Value = serde_json::from_str(echo["text"][0].as_str().expect("a text block")).expect("JSON text");
+    assert_eq!(echo_text, echo["structured"], "{}", ctx("the text block carries the same JSON"));
+
+    assert_eq!(r["add"]["structured"], serde_json::json!({"sum": 5}), "{}", ctx("add"));
+    assert_eq!(r["add_overflow"]["isError"], true, "{}", ctx("overflow is a tool error, not a crash"));
+
+    let bad = &r["bad_args"];
+    assert_eq!(bad["isError"], true, "{}", ctx("wrong argument type gives isError"));
+    let bad_text = bad["text"][0].as_str().unwrap_or_default();
+    assert!(bad_text.contains('a') && bad_text.contains("i64"), "{}", ctx("the message names field `a` and i64"));
+
+    let extra = &r["extra_args"];
+    assert_eq!(extra["isError"], true, "{}", ctx("an unknown extra argument is rejected"));
+    assert!(extra["text"][0].as_str().unwrap_or_default().contains("loud"), "{}", ctx("it names `loud`"));
+
+    assert_eq!(r["unknown_tool"]["error_code"], -32602, "{}", ctx("unknown tool is JSON-RPC -32602"));
+
+    assert_eq!(r["slow"]["isError"], false, "{}", ctx("slow completes"));
+    let progress = r["progress"].as_array().expect("progress");
+    assert_eq!(progress.len(), 3, "{}", ctx("one progress notification per step"));
+    let values: Vec<f64> = progress.iter().map(|p| p[0].as_f64().expect("a number")).collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{}", ctx("progress increases"));
+    assert!(r["log_messages"].as_u64().unwrap_or(0) >= 1, "{}", ctx("slow logs through the context"));
+
+    let cancel = &r["cancel"];
+    assert!(cancel["progress_before"].as_u64().unwrap_or(0) >= 2, "{}", ctx("the long call ran before cancel"));
+    assert!(cancel["progress_after"].as_u64().unwrap_or(99) <= 1, "{}", ctx("no progress after cancel"));
+    assert!(cancel["logs_after"].as_u64().unwrap_or(99) <= 1, "{}", ctx("the cancelled work stopped logging"));
+    assert_eq!(cancel["answered"], false, "{}", ctx("a cancelled call gets no response"));
+    assert_eq!(r["ping_after_cancel"], true, "{}", ctx("the session goes on after a cancel"));
+}
+
+#[test]
+fn python_sdk_websocket_client_runs_a_full_session_against_hello() {
+    let peers = peers();
+    let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
+    let script = scripts_dir().join("python/official_ws_client.py");
+    let report = run_peer(&peers.python_mcp1, &script, &server.url(), &scripts_dir().join("python"));
+    assert_eq!(report["protocolVersion"], "2025-11-25", "mcp 1.30.0 asks for 2025-11-25 and gets it echoed: {report:#}");
+    assert_session("python mcp 1.30.0", &report);
+}
+
+#[test]
+fn typescript_sdk_websocket_transport_runs_a_full_session_against_hello() {
+    let peers = peers();
+    let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
+    let script = scripts_dir().join("node/official_ws_client.mjs");
+    let node_dir = scripts_dir().join("node");
+    assert!(node_dir.join("node_modules").exists(), "run scripts/test.sh: it links the Node peers beside the scripts");
+    let _ = &peers.node_dir;
+    let report = run_peer(Path::new("node"), &script, &server.url(), &node_dir);
+    assert_session("typescript sdk 1.32.2", &report);
+}
