@@ -1,1 +1,277 @@
-fn main() {}
+//! `mcp-bench`: measures `hello`'s `echo` through mcp-runtime against a bare
+//! tokio-tungstenite loop (throughput, latency, memory per idle connection)
+//! and the runtime's client against a raw load generator, and prints the
+//! results as Markdown tables for the README.
+
+mod bare_server;
+mod frames;
+mod idle;
+mod load;
+mod report;
+mod server_process;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::load::{Measurement, Shape};
+use crate::report::{ClientSection, Report, ResponseFrames, ThroughputRow};
+use crate::server_process::{ServerProcess, ServerPrograms, Target};
+
+/// Runs before each measured window; not counted.
+const WARMUP: Duration = Duration::from_secs(1);
+/// Each figure is the better of this many runs: the machine is shared and noisy.
+const RUNS: usize = 2;
+
+const THROUGHPUT_SHAPES: [Shape; 2] = [Shape { connections: 1, in_flight: 1 }, Shape { connections: 32, in_flight: 4 }];
+const CLIENT_IN_FLIGHT: [usize; 3] = [1, 16, 256];
+
+#[derive(Parser)]
+#[command(version, about = "Benchmark mcp-runtime's server and client against a bare WebSocket loop")]
+struct Cli {
+    /// Measured seconds per run (each shape runs twice per server, after a 1 s warm-up).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
+    /// Run one section only.
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+    /// Idle connections opened for the memory measurement.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=50_000))]
+    idle_connections: u64,
+    /// The `hello` server binary (default: `hello` next to this executable).
+    #[arg(long)]
+    hello: Option<PathBuf>,
+    /// Print the results as JSON on stdout; the Markdown tables go to stderr.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    Throughput,
+    Idle,
+    Client,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The bare tokio-tungstenite loop the runtime is measured against; the
+    /// bench starts it as a child process.
+    #[command(hide = true)]
+    BareServer,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        if let Some(Command::BareServer) = cli.command {
+            return bare_server::serve().await;
+        }
+        // Dropping `run` on Ctrl-C drops every ServerProcess, which kills it.
+        tokio::select! {
+            result = run(&cli) => result,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted; the servers were stopped"),
+        }
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let programs = locate_programs(cli)?;
+    let duration = Duration::from_secs(cli.seconds);
+    let wants = |section| cli.only.is_none_or(|only| only == section);
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build of mcp-bench; the load generator will be the bottleneck. Use --release."
+        );
+    }
+    let idle_connections = cli.idle_connections as usize;
+    if wants(Section::Idle) {
+        let needed = 2 * idle_connections as u64 + 200;
+        match idle::open_files_limit() {
+            Some(limit) if limit < needed => bail!(
+                "the open-files limit is {limit}, and {idle_connections} idle connections need about {needed} \
+                 (the bench and the server each hold one descriptor per connection): raise it with `ulimit -n {needed}` \
+                 or pass a smaller --idle-connections"
+            ),
+            _ => {}
+        }
+    }
+
+    let mut report = Report {
+        machine: describe_machine(),
+        method: format!(
+            "Each throughput figure is the better of {RUNS} runs of {} s (after {} s warm-up). The runtime and the bare \
+             loop ran interleaved (runtime, bare, runtime, bare) in this same run of mcp-bench, so both columns of a \
+             row saw the same machine. Latency: per call, request sent to response read, by id (hdrhistogram).",
+            cli.seconds,
+            WARMUP.as_secs()
+        ),
+        ..Report::default()
+    };
+    let mut bench = Bench { duration, best: HashMap::new() };
+
+    if wants(Section::Throughput) || wants(Section::Client) {
+        let servers = Servers::start(&programs).await?;
+        report.response_frames = Some(servers.response_frames().await?);
+        if wants(Section::Throughput) {
+            for shape in THROUGHPUT_SHAPES {
+                bench.best_of(&servers, shape, &[Target::Runtime, Target::Bare]).await?;
+                report.throughput.push(ThroughputRow {
+                    shape,
+                    runtime: bench.best[&(Target::Runtime, shape)].clone(),
+                    bare: bench.best[&(Target::Bare, shape)].clone(),
+                });
+            }
+        }
+        if wants(Section::Client) {
+            report.client = Some(client_section(&mut bench, &servers).await?);
+        }
+    }
+    if wants(Section::Idle) {
+        for target in [Target::Runtime, Target::Bare] {
+            eprintln!("idle: {idle_connections} connections to the {}", target.label());
+            report.idle.push(idle::measure(&programs, target, idle_connections).await?);
+        }
+    }
+
+    if cli.json {
+        eprint!("{}", report.markdown());
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        print!("{}", report.markdown());
+    }
+    Ok(())
+}
+
+/// The client section waits for `mcp_runtime::client::Client`.
+async fn client_section(_bench: &mut Bench, _servers: &Servers) -> anyhow::Result<ClientSection> {
+    Ok(ClientSection::NotAvailable("mcp_runtime::client::Client has not landed yet".to_owned()))
+}
+
+fn locate_programs(cli: &Cli) -> anyhow::Result<ServerPrograms> {
+    let bench = std::env::current_exe().context("cannot find the path of the mcp-bench executable")?;
+    let hello = match &cli.hello {
+        Some(path) => path.clone(),
+        None => bench.with_file_name("hello"),
+    };
+    if !hello.is_file() {
+        bail!(
+            "the `hello` server is not at {}: build it with `cargo build --release -p mcp-examples`, or pass --hello PATH",
+            hello.display()
+        );
+    }
+    Ok(ServerPrograms { hello, bench })
+}
+
+fn describe_machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!(
+        "Machine: {cores} cores, 1-minute load average {load} at start; the load generator shares the cores with the \
+         server under test. Everything on 127.0.0.1."
+    )
+}
+
+/// Both servers, started once and kept for the throughput and client sections.
+struct Servers {
+    runtime: ServerProcess,
+    bare: ServerProcess,
+}
+
+impl Servers {
+    async fn start(programs: &ServerPrograms) -> anyhow::Result<Servers> {
+        let runtime = programs.start(Target::Runtime).await?;
+        let bare = programs.start(Target::Bare).await?;
+        eprintln!(
+            "servers: {} at {}, {} at {}",
+            Target::Runtime.label(),
+            runtime.url(),
+            Target::Bare.label(),
+            bare.url()
+        );
+        Ok(Servers { runtime, bare })
+    }
+
+    fn get(&self, target: Target) -> &ServerProcess {
+        match target {
+            Target::Runtime => &self.runtime,
+            Target::Bare => &self.bare,
+        }
+    }
+
+    async fn response_frames(&self) -> anyhow::Result<ResponseFrames> {
+        let mut frames = Vec::new();
+        for target in [Target::Runtime, Target::Bare] {
+            let mut ws = load::connect_initialized(self.get(target).addr).await?;
+            let reply = load::echo_once(&mut ws, 1)
+                .await
+                .with_context(|| format!("the {} answered `echo` wrongly", target.label()))?;
+            frames.push(frames::normalize_id(&reply));
+        }
+        let bare = frames.pop().expect("two frames");
+        let runtime = frames.pop().expect("two frames");
+        Ok(ResponseFrames { runtime, bare })
+    }
+}
+
+/// Measurements so far, so that a figure two sections need is measured once.
+struct Bench {
+    duration: Duration,
+    best: HashMap<(Target, Shape), Measurement>,
+}
+
+impl Bench {
+    /// Runs `shape` against each target, interleaved, [`RUNS`] times, and
+    /// keeps each target's best; skips what was measured already.
+    async fn best_of(&mut self, servers: &Servers, shape: Shape, targets: &[Target]) -> anyhow::Result<()> {
+        let targets: Vec<Target> = targets.iter().copied().filter(|t| !self.best.contains_key(&(*t, shape))).collect();
+        for run in 1..=RUNS {
+            for &target in &targets {
+                let server = servers.get(target);
+                let measured = load::run(server.addr, shape, WARMUP, self.duration)
+                    .await
+                    .with_context(|| format!("{shape} against the {}", target.label()))?;
+                eprintln!(
+                    "{shape}: {} run {run}/{RUNS}: {:.0} calls/s, p50 {} µs, p99 {} µs",
+                    target.label(),
+                    measured.calls_per_second(),
+                    measured.p50_us(),
+                    measured.p99_us()
+                );
+                keep_better(&mut self.best, (target, shape), measured);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn keep_better<K: std::hash::Hash + Eq>(best: &mut HashMap<K, Measurement>, key: K, measured: Measurement) {
+    match best.get(&key) {
+        Some(previous) if previous.calls >= measured.calls => {}
+        _ => {
+            best.insert(key, measured);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The load generator: raw tokio-tungstenite connections, pre-built
+//! `tools/call echo` frames, a fixed number of calls in flight per connection
+//! (closed loop: each response sends the next request), latency per call
+//! matched by id.
+//!
+//! It is independent of mcp-runtime on purpose, so that the runtime's server
+//! and the bare loop are measured by the same code, and so that the runtime's
+//! client can be measured against it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use futures_util::{SinkExt as _, StreamExt as _, TryStreamExt as _};
+use hdrhistogram::Histogram;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::frames;
+
+pub type Connection = WebSocketStream<TcpStream>;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the in-flight calls may take to come back after the deadline
+/// before the server counts as stuck.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Connections x calls in flight on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Shape {
+    pub connections: usize,
+    pub in_flight: usize,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.connections == 1 { "" } else { "s" };
+        write!(f, "{} connection{plural} x {} in flight", self.connections, self.in_flight)
+    }
+}
+
+/// Calls completed in the measured window and their latencies.
+#[derive(Clone)]
+pub struct Measurement {
+    pub calls: u64,
+    pub window: Duration,
+    /// Microseconds from sending a request to reading its response.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Measurement {
+    pub fn new(window: Duration) -> Measurement {
+        Measurement { calls: 0, window, latency_us: new_histogram() }
+    }
+
+    pub fn record(&mut self, latency: Duration) {
+        self.calls += 1;
+        self.latency_us.saturating_record((latency.as_micros() as u64).max(1));
+    }
+
+    pub fn merge(&mut self, other: &Measurement) {
+        self.calls += other.calls;
+        self.latency_us.add(&other.latency_us).expect("histograms with the same bounds add up");
+    }
+
+    pub fn calls_per_second(&self) -> f64 {
+        self.calls as f64 / self.window.as_secs_f64()
+    }
+
+    pub fn p50_us(&self) -> u64 {
+        self.latency_us.value_at_quantile(0.50)
+    }
+
+    pub fn p99_us(&self) -> u64 {
+        self.latency_us.value_at_quantile(0.99)
+    }
+}
+
+pub fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 60 s at 3 significant digits: far beyond any sane echo latency.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Opens a WebSocket to the server and completes the MCP handshake
+/// (`initialize`, then `notifications/initialized`).
+pub async fn connect_initialized(addr: SocketAddr) -> anyhow::Result<Connection> {
+    tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream)
+            .await
+            .with_context(|| format!("WebSocket handshake with {addr} failed"))?;
+        ws.send(Message::text(frames::initialize_request())).await?;
+        loop {
+            let message =
+                ws.next().await.ok_or_else(|| anyhow!("{addr} closed the connection during initialize"))??;
+            let Message::Text(text) = message else { continue };
+            if frames::response_id(&text) != Some(frames::INITIALIZE_ID) {
+                // A notification (a log message, say) before the response.
+                continue;
+            }
+            ensure!(text.contains(r#""result":"#), "initialize failed: {}", text.as_str());
+            break;
+        }
+        ws.send(Message::text(frames::INITIALIZED_NOTIFICATION)).await?;
+        Ok(ws)
+    })
+    .await
+    .map_err(|_| anyhow!("connecting to {addr} and initializing took over {CONNECT_TIMEOUT:?}"))?
+}
+
+/// Opens `count` initialized connections, at most `parallel` handshakes at a time
+/// (the server's accept backlog is finite).
+pub async fn connect_many(addr: SocketAddr, count: usize, parallel: usize) -> anyhow::Result<Vec<Connection>> {
+    futures_util::stream::iter(0..count)
+        .map(|_| connect_initialized(addr))
+        .buffer_unordered(parallel)
+        .try_collect()
+        .await
+}
+
+/// One `echo` call, checked in full; returns the response frame.
+pub async fn echo_once(ws: &mut Connection, id: u64) -> anyhow::Result<String> {
+    ws.send(Message::text(frames::echo_request(id))).await?;
+    let reply = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) if frames::response_id(&text) == Some(id) => return Ok(text),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(anyhow!(e)),
+                None => bail!("the server closed the connection"),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow!("no response to an echo call within {CONNECT_TIMEOUT:?}"))??;
+    frames::check_echo_response(&reply, id).map_err(|e| anyhow!(e))?;
+    Ok(reply.as_str().to_owned())
+}
+
+/// Runs `shape` against the server: connect and initialize everything first,
+/// then all connections start together, warm up, and count for `duration`.
+pub async fn run(addr: SocketAddr, shape: Shape, warmup: Duration, duration: Duration) -> anyhow::Result<Measurement> {
+    let connections = connect_many(addr, shape.connections, 64).await?;
+    let start = Instant::now();
+    let window_start = start + warmup;
+    let deadline = window_start + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for ws in connections {
+        tasks
+            .spawn(tokio::time::timeout_at(deadline + DRAIN_GRACE, drive(ws, shape.in_flight, window_start, deadline)));
+    }
+    let mut total = Measurement::new(duration);
+    while let Some(joined) = tasks.join_next().await {
+        let measured = joined
+            .context("a load-generator task panicked")?
+            .map_err(|_| anyhow!("the server left calls unanswered {DRAIN_GRACE:?} after the deadline"))??;
+        total.merge(&measured);
+    }
+    Ok(total)
+}
+
+/// Keeps `in_flight` calls outstanding on one connection until `deadline`,
+/// then waits for the last ones. Counts calls sent and answered inside
+/// [`window_start`, `deadline`].
+async fn drive(
+    mut ws: Connection,
+    in_flight: usize,
+    window_start: Instant,
+    deadline: Instant,
+) -> anyhow::Result<Measurement> {
+    let mut measured = Measurement::new(deadline - window_start);
+    let mut sent_at: HashMap<u64, Instant> = HashMap::with_capacity(in_flight * 2);
+    let mut next_id = 1u64;
+    let mut checked_one = false;
+    for _ in 0..in_flight {
+        sent_at.insert(next_id, Instant::now());
+        ws.feed(Message::text(frames::echo_request(next_id))).await?;
+        next_id += 1;
+    }
+    ws.flush().await?;
+    while !sent_at.is_empty() {
+        let message = match ws.next().await {
+            Some(message) => message.context("reading a response")?,
+            None => bail!("the server closed the connection with {} calls in flight", sent_at.len()),
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(frame) => bail!("the server closed the connection: {frame:?}"),
+            _ => continue,
+        };
+        let now = Instant::now();
+        let Some(id) = frames::response_id(&text) else { continue };
+        let sent = sent_at.remove(&id).with_context(|| format!("a response to id {id}, which is not in flight"))?;
+        if !checked_one {
+            frames::check_echo_response(&text, id).map_err(|e| anyhow!(e))?;
+            checked_one = true;
+        } else if !frames::is_echo_success(&text) {
+            bail!("an echo call failed: {}", text.as_str());
+        }
+        if sent >= window_start && now <= deadline {
+            measured.record(now - sent);
+        }
+        if now < deadline {
+            sent_at.insert(next_id, Instant::now());
+            ws.send(Message::text(frames::echo_request(next_id))).await?;
+            next_id += 1;
+        }
+    }
+    // A clean close, so that the server does not log a reset per connection.
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+    Ok(measured)
+}

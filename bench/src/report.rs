@@ -1,0 +1,278 @@
+//! The results of one run, as Markdown tables for the README and as JSON.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::idle::IdleMemory;
+use crate::load::{Measurement, Shape};
+
+/// Runtime throughput must reach this share of the bare loop's, in both shapes.
+pub const THROUGHPUT_TARGET: f64 = 0.85;
+/// Most RSS a `hello` idle connection may cost, in KiB.
+pub const IDLE_TARGET_KIB: f64 = 8.0;
+/// The client must reach this share of the load generator with 16 calls in flight.
+pub const CLIENT_TARGET: f64 = 0.80;
+pub const CLIENT_TARGET_IN_FLIGHT: usize = 16;
+
+#[derive(Default)]
+pub struct Report {
+    pub machine: String,
+    pub method: String,
+    pub response_frames: Option<ResponseFrames>,
+    pub throughput: Vec<ThroughputRow>,
+    pub idle: Vec<IdleMemory>,
+    pub client: Option<ClientSection>,
+}
+
+/// One `echo` response from each server, ids replaced by `N`.
+pub struct ResponseFrames {
+    pub runtime: String,
+    pub bare: String,
+}
+
+pub struct ThroughputRow {
+    pub shape: Shape,
+    pub runtime: Measurement,
+    pub bare: Measurement,
+}
+
+impl ThroughputRow {
+    pub fn ratio(&self) -> f64 {
+        self.runtime.calls_per_second() / self.bare.calls_per_second()
+    }
+}
+
+pub enum ClientSection {
+    NotAvailable(String),
+    Measured(Vec<ClientRow>),
+}
+
+pub struct ClientRow {
+    pub in_flight: usize,
+    pub client: Measurement,
+    pub load_generator: Measurement,
+    pub bare: Measurement,
+}
+
+impl ClientRow {
+    pub fn ratio(&self) -> f64 {
+        self.client.calls_per_second() / self.load_generator.calls_per_second()
+    }
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "## mcp-bench results\n");
+        let _ = writeln!(out, "{}\n", self.machine);
+        let _ = writeln!(out, "{}\n", self.method);
+        if let Some(frames) = &self.response_frames {
+            if frames.runtime == frames.bare {
+                let _ = writeln!(
+                    out,
+                    "Both servers answer `echo` with the same frame ({} bytes, ids aside): `{}`\n",
+                    frames.runtime.len(),
+                    frames.runtime
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "The servers' `echo` frames differ (ids aside):\n- runtime ({} bytes): `{}`\n- bare ({} bytes): `{}`\n",
+                    frames.runtime.len(),
+                    frames.runtime,
+                    frames.bare.len(),
+                    frames.bare
+                );
+            }
+        }
+        if !self.throughput.is_empty() {
+            let _ = writeln!(out, "### Throughput: `hello`'s `echo` through the runtime vs the bare loop\n");
+            let _ = writeln!(
+                out,
+                "| Shape | Runtime calls/s | p50 µs | p99 µs | Bare calls/s | p50 µs | p99 µs | Runtime / bare | Target ≥ {:.0}% |",
+                THROUGHPUT_TARGET * 100.0
+            );
+            let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|---|");
+            for row in &self.throughput {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {:.1}% | {} |",
+                    row.shape,
+                    rate(&row.runtime),
+                    row.runtime.p50_us(),
+                    row.runtime.p99_us(),
+                    rate(&row.bare),
+                    row.bare.p50_us(),
+                    row.bare.p99_us(),
+                    row.ratio() * 100.0,
+                    verdict_at_least(row.ratio(), THROUGHPUT_TARGET),
+                );
+            }
+            out.push('\n');
+        }
+        if !self.idle.is_empty() {
+            let _ = writeln!(
+                out,
+                "### Server memory per idle connection ({} connections, each initialized, then idle)\n",
+                group_thousands(self.idle[0].connections as u64)
+            );
+            let _ = writeln!(
+                out,
+                "| Server | RSS before (KiB) | RSS after (KiB) | Per idle connection (KiB) | Target ≤ {IDLE_TARGET_KIB} KiB |"
+            );
+            let _ = writeln!(out, "|---|--:|--:|--:|---|");
+            for row in &self.idle {
+                let per = row.kib_per_connection();
+                let verdict = match row.target {
+                    crate::server_process::Target::Runtime if per <= IDLE_TARGET_KIB => "met".to_owned(),
+                    crate::server_process::Target::Runtime => {
+                        format!("missed by {:.1} KiB", per - IDLE_TARGET_KIB)
+                    }
+                    crate::server_process::Target::Bare => "(reference)".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {per:.1} | {verdict} |",
+                    row.target.label(),
+                    group_thousands(row.rss_before_kib),
+                    group_thousands(row.rss_after_kib),
+                );
+            }
+            out.push('\n');
+        }
+        match &self.client {
+            None => {}
+            Some(ClientSection::NotAvailable(why)) => {
+                let _ = writeln!(out, "### Client\n\nclient: not available ({why})\n");
+            }
+            Some(ClientSection::Measured(rows)) => {
+                let _ = writeln!(
+                    out,
+                    "### Client: `mcp_runtime::client::Client` vs the load generator (1 connection, against `hello`)\n"
+                );
+                let _ = writeln!(
+                    out,
+                    "| Calls in flight | Client calls/s | p50 µs | p99 µs | Load generator calls/s | p50 µs | p99 µs | Bare loop calls/s | Client / load generator | Target ≥ {:.0}% at {CLIENT_TARGET_IN_FLIGHT} |",
+                    CLIENT_TARGET * 100.0
+                );
+                let _ = writeln!(out, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+                for row in rows {
+                    let verdict = if row.in_flight == CLIENT_TARGET_IN_FLIGHT {
+                        verdict_at_least(row.ratio(), CLIENT_TARGET)
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {verdict} |",
+                        row.in_flight,
+                        rate(&row.client),
+                        row.client.p50_us(),
+                        row.client.p99_us(),
+                        rate(&row.load_generator),
+                        row.load_generator.p50_us(),
+                        row.load_generator.p99_us(),
+                        rate(&row.bare),
+                        row.ratio() * 100.0,
+                    );
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    pub fn json(&self) -> Value {
+        let throughput: Vec<Value> = self
+            .throughput
+            .iter()
+            .map(|row| {
+                json!({
+                    "shape": row.shape,
+                    "runtime": measurement_json(&row.runtime),
+                    "bare": measurement_json(&row.bare),
+                    "runtime_over_bare": row.ratio(),
+                    "target": THROUGHPUT_TARGET,
+                    "met": row.ratio() >= THROUGHPUT_TARGET,
+                })
+            })
+            .collect();
+        let idle: Vec<Value> = self
+            .idle
+            .iter()
+            .map(|row| {
+                let mut value = serde_json::to_value(row).expect("plain data serializes");
+                value["kib_per_connection"] = json!(row.kib_per_connection());
+                value
+            })
+            .collect();
+        let client = match &self.client {
+            None => Value::Null,
+            Some(ClientSection::NotAvailable(why)) => json!({ "available": false, "reason": why }),
+            Some(ClientSection::Measured(rows)) => json!({
+                "available": true,
+                "rows": rows.iter().map(|row| json!({
+                    "connections": 1,
+                    "in_flight": row.in_flight,
+                    "client": measurement_json(&row.client),
+                    "load_generator": measurement_json(&row.load_generator),
+                    "bare": measurement_json(&row.bare),
+                    "client_over_load_generator": row.ratio(),
+                })).collect::<Vec<_>>(),
+                "target": { "in_flight": CLIENT_TARGET_IN_FLIGHT, "client_over_load_generator": CLIENT_TARGET },
+            }),
+        };
+        json!({
+            "machine": self.machine,
+            "method": self.method,
+            "throughput": throughput,
+            "idle": idle,
+            "idle_target_kib": IDLE_TARGET_KIB,
+            "client": client,
+        })
+    }
+}
+
+fn measurement_json(m: &Measurement) -> Value {
+    json!({
+        "calls": m.calls,
+        "seconds": m.window.as_secs_f64(),
+        "calls_per_second": m.calls_per_second(),
+        "p50_us": m.p50_us(),
+        "p99_us": m.p99_us(),
+    })
+}
+
+fn verdict_at_least(ratio: f64, target: f64) -> String {
+    if ratio >= target { "met".to_owned() } else { format!("missed by {:.1} points", (target - ratio) * 100.0) }
+}
+
+fn rate(m: &Measurement) -> String {
+    group_thousands(m.calls_per_second().round() as u64)
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1000), "1,000");
+        assert_eq!(group_thousands(1234567), "1,234,567");
+    }
+}
