@@ -1,0 +1,300 @@
+//! One live WebSocket to a server: a writer task fed by a channel, a reader
+//! task that matches answers to callers by id, and the pending map between
+//! them.
+//!
+//! Like hyper's client dispatch, every caller waits on a oneshot whose
+//! sender sits in the pending map; when the connection dies the map is
+//! drained and every waiter fails at once with "connection lost".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::error::ClientError;
+use super::transport::WebSocket;
+use super::wire::{self, Incoming, Progress, ProgressParams, RpcErrorObject};
+
+/// How an answer reaches its caller.
+pub(crate) type Reply = Result<Box<RawValue>, Failure>;
+
+pub(crate) enum Failure {
+    /// The server answered with a JSON-RPC error.
+    Rpc(RpcErrorObject),
+    /// The connection died first.
+    Lost(ClientError),
+}
+
+struct PendingCall {
+    reply: oneshot::Sender<Reply>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+struct Pending {
+    /// `Some(reason)` once the connection is closed: no call may register after that.
+    closed: Option<String>,
+    calls: HashMap<u64, PendingCall>,
+}
+
+/// The call could not be sent because the connection had closed; it never
+/// reached the server, so it may be retried on the next connection.
+pub(crate) struct NotSent;
+
+pub(crate) struct Connection {
+    url: Arc<str>,
+    outgoing: mpsc::UnboundedSender<String>,
+    pending: Mutex<Pending>,
+    closed: CancellationToken,
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks for an upgraded socket.
+    pub(crate) fn start(ws: WebSocket, url: Arc<str>, generation: u64) -> Arc<Connection> {
+        let (sink, stream) = ws.split();
+        let (outgoing, rx) = mpsc::unbounded_channel();
+        let conn = Arc::new(Connection {
+            url: url.clone(),
+            outgoing,
+            pending: Mutex::new(Pending { closed: None, calls: HashMap::new() }),
+            closed: CancellationToken::new(),
+        });
+        let span = tracing::info_span!("mcp_connection", url = %url, generation);
+        tokio::spawn(write_loop(conn.clone(), sink, rx).instrument(span.clone()));
+        tokio::spawn(read_loop(conn.clone(), stream).instrument(span));
+        conn
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        !self.closed.is_cancelled()
+    }
+
+    /// Completes once the connection is closed, for whatever reason.
+    pub(crate) async fn wait_closed(&self) {
+        self.closed.cancelled().await
+    }
+
+    /// Why the connection closed (`None` while open).
+    pub(crate) fn close_reason(&self) -> Option<String> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).closed.clone()
+    }
+
+    /// Registers the call under `id`, then queues its frame for the writer.
+    pub(crate) fn start_call(
+        &self,
+        id: u64,
+        frame: String,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<oneshot::Receiver<Reply>, NotSent> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.closed.is_some() {
+                return Err(NotSent);
+            }
+            pending.calls.insert(id, PendingCall { reply: tx, progress });
+        }
+        // Registered first, so an answer can never arrive before its waiter.
+        if self.outgoing.send(frame).is_err() {
+            self.forget(id);
+            return Err(NotSent);
+        }
+        Ok(rx)
+    }
+
+    /// Drops the waiter for `id`; true if the call was still unanswered.
+    fn forget(&self, id: u64) -> bool {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).calls.remove(&id).is_some()
+    }
+
+    /// The caller stopped waiting: tell the server, unless the answer
+    /// already came or the connection is gone.
+    pub(crate) fn cancel(&self, id: u64, reason: &str) {
+        if self.forget(id) && self.is_open() {
+            let params = serde_json::json!({ "requestId": id, "reason": reason });
+            let params = serde_json::value::to_raw_value(&params).expect("a JSON value always serializes");
+            let _ = self.outgoing.send(wire::encode_notification("notifications/cancelled", Some(&params)));
+        }
+    }
+
+    /// Queues a notification. False if the connection is closed.
+    pub(crate) fn notify(&self, method: &str, params: Option<&RawValue>) -> bool {
+        self.is_open() && self.outgoing.send(wire::encode_notification(method, params)).is_ok()
+    }
+
+    /// Closes the connection and fails every waiting call. Idempotent: the
+    /// first reason wins.
+    pub(crate) fn shut(&self, reason: &str) {
+        let calls = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.closed.is_some() {
+                return;
+            }
+            pending.closed = Some(reason.to_owned());
+            std::mem::take(&mut pending.calls)
+        };
+        self.closed.cancel();
+        if !calls.is_empty() {
+            tracing::warn!(pending = calls.len(), reason, "connection closed with calls in flight; failing them");
+        }
+        for (_, call) in calls {
+            let _ = call.reply.send(Err(Failure::Lost(ClientError::lost(&self.url, reason))));
+        }
+    }
+
+    fn handle_frame(&self, text: &str) {
+        let msg: Incoming<'_> = match serde_json::from_str(text) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!(cause = %e, frame = %truncate(text), "ignoring a frame that is not JSON-RPC");
+                return;
+            }
+        };
+        match (msg.method, msg.id) {
+            (None, Some(id)) => {
+                let Some(id) = wire::parse_id(id) else {
+                    tracing::warn!(id = id.get(), "answer with an id this client never issued");
+                    return;
+                };
+                let reply = match msg.error {
+                    Some(error) => Err(Failure::Rpc(error)),
+                    None => Ok(msg.result.map(ToOwned::to_owned).unwrap_or_else(null)),
+                };
+                let call = self.pending.lock().unwrap_or_else(|e| e.into_inner()).calls.remove(&id);
+                match call {
+                    Some(call) => {
+                        let _ = call.reply.send(reply);
+                    }
+                    // Normal after a timeout or a dropped call: the waiter is gone.
+                    None => tracing::debug!(id, "answer for a call nobody waits for"),
+                }
+            }
+            (Some(method), Some(id)) => self.answer_server_request(&method, id),
+            (Some(method), None) => self.handle_notification(&method, msg.params),
+            (None, None) => match msg.error {
+                Some(e) => {
+                    tracing::warn!(code = e.code, message = %e.message, "server reported an error without an id")
+                }
+                None => tracing::warn!(frame = %truncate(text), "ignoring a frame with neither id nor method"),
+            },
+        }
+    }
+
+    /// The client advertises no capabilities, so `ping` is the only request
+    /// a server may send; anything else gets "method not found" rather than
+    /// silence, so the server never waits on us.
+    fn answer_server_request(&self, method: &str, id: &RawValue) {
+        let answer = if method == "ping" {
+            let empty = RawValue::from_string("{}".to_owned()).expect("{} is JSON");
+            wire::encode_response(id, Ok(&empty))
+        } else {
+            tracing::debug!(method, "server sent a request this client does not handle");
+            wire::encode_response(id, Err((-32601, &format!("the client does not support `{method}`"))))
+        };
+        let _ = self.outgoing.send(answer);
+    }
+
+    fn handle_notification(&self, method: &str, params: Option<&RawValue>) {
+        match method {
+            "notifications/progress" => {
+                let Some(params) = params.and_then(|p| serde_json::from_str::<ProgressParams<'_>>(p.get()).ok()) else {
+                    tracing::debug!("ignoring malformed progress notification");
+                    return;
+                };
+                let Some(token) = wire::parse_id(params.progress_token) else { return };
+                let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(tx) = pending.calls.get(&token).and_then(|c| c.progress.as_ref()) {
+                    let _ = tx.send(params.progress);
+                }
+            }
+            "notifications/message" => {
+                tracing::info!(target: "mcp_runtime::client::server_log", params = params.map(RawValue::get), "server log")
+            }
+            _ => tracing::trace!(method, "notification"),
+        }
+    }
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
+}
+
+fn truncate(text: &str) -> &str {
+    match text.char_indices().nth(200) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// Drains the channel in batches so that many calls cost one flush.
+async fn write_loop(
+    conn: Arc<Connection>,
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<String>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        tokio::select! {
+            biased;
+            _ = conn.closed.cancelled() => break,
+            n = rx.recv_many(&mut batch, 64) => {
+                if n == 0 {
+                    break;
+                }
+                let mut result = Ok(());
+                for frame in batch.drain(..) {
+                    result = sink.feed(Message::text(frame)).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = result.and(sink.flush().await) {
+                    conn.shut(&format!("sending failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+    // Say goodbye politely, but never let a stuck peer hold the task.
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+async fn read_loop(conn: Arc<Connection>, mut stream: futures_util::stream::SplitStream<WebSocket>) {
+    let reason = loop {
+        let next = tokio::select! {
+            biased;
+            _ = conn.closed.cancelled() => return,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => conn.handle_frame(text.as_str()),
+            Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                Ok(text) => conn.handle_frame(text),
+                Err(_) => tracing::warn!(len = bytes.len(), "ignoring a binary frame that is not UTF-8"),
+            },
+            Some(Ok(Message::Close(frame))) => {
+                break match frame {
+                    Some(f) if !f.reason.is_empty() => {
+                        format!("the server closed the connection ({}: {})", f.code, f.reason)
+                    }
+                    Some(f) => format!("the server closed the connection ({})", f.code),
+                    None => "the server closed the connection".to_owned(),
+                };
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break format!("reading failed: {e}"),
+            None => break "the server closed the connection".to_owned(),
+        }
+    };
+    tracing::debug!(reason, "connection closed");
+    conn.shut(&reason);
+}
