@@ -1,0 +1,225 @@
+//! The input of `dewey_store_messages_bulk`: reading `messages_file` from
+//! the one directory Dewey may read, and normalising entries (plain
+//! `{role, content}` messages and Claude Code session lines) into messages.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{DeweyError, Result};
+use crate::model::{NewMessage, Role};
+
+/// Most messages one bulk call stores, inline or from a file.
+pub const MAX_BULK_MESSAGES: usize = 1000;
+
+/// Larger files are refused before they are read into memory.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where `messages_file` may point: inside one directory (DEWEY_FILES_DIR),
+/// or nowhere when none is configured. A caller on the network must not be
+/// able to make Dewey read arbitrary files.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFiles {
+    root: Option<PathBuf>,
+}
+
+impl MessageFiles {
+    /// `messages_file` is refused with a message saying how to enable it.
+    pub fn disabled() -> Self {
+        MessageFiles { root: None }
+    }
+
+    /// Files under `dir` (which must exist) may be read.
+    pub fn within(dir: &Path) -> io::Result<Self> {
+        let root = dir.canonicalize()?;
+        if !root.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a directory", root.display())));
+        }
+        Ok(MessageFiles { root: Some(root) })
+    }
+
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// Reads the file's entries (JSON array or JSONL), unnormalised.
+    pub async fn load(&self, path: &str) -> Result<Vec<Value>> {
+        let Some(root) = &self.root else {
+            return Err(DeweyError::File(
+                "`messages_file` is disabled on this server: start Dewey with DEWEY_FILES_DIR=<directory> to allow \
+                 reading files from that directory, or send `messages` inline"
+                    .into(),
+            ));
+        };
+        let requested = Path::new(path);
+        let joined = if requested.is_absolute() { requested.to_path_buf() } else { root.join(requested) };
+        // canonicalize resolves `..` and symlinks, so the prefix check below
+        // cannot be walked around.
+        let resolved = match tokio::fs::canonicalize(&joined).await {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(DeweyError::File(format!(
+                    "`messages_file` not found: {path} (looked for {})",
+                    joined.display()
+                )));
+            }
+            Err(e) => return Err(DeweyError::File(format!("`messages_file` {path} cannot be opened: {e}"))),
+        };
+        if !resolved.starts_with(root) {
+            return Err(DeweyError::File(format!(
+                "`messages_file` {path} is outside the allowed directory {} (DEWEY_FILES_DIR); copy the file there",
+                root.display()
+            )));
+        }
+        let meta = tokio::fs::metadata(&resolved)
+            .await
+            .map_err(|e| DeweyError::File(format!("`messages_file` {path} cannot be read: {e}")))?;
+        if !meta.is_file() {
+            return Err(DeweyError::File(format!("`messages_file` {path} is not a regular file")));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(DeweyError::File(format!(
+                "`messages_file` {path} is {} bytes; at most {MAX_FILE_BYTES} bytes are read",
+                meta.len()
+            )));
+        }
+        let bytes = tokio::fs::read(&resolved)
+            .await
+            .map_err(|e| DeweyError::File(format!("`messages_file` {path} cannot be read: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| DeweyError::File(format!("`messages_file` {path} is not UTF-8 text")))?;
+        parse_entries(&text, path)
+    }
+}
+
+/// A JSON array, or JSONL (one object per line, as Claude Code session
+/// files are), told apart by the first non-blank character.
+pub fn parse_entries(text: &str, path: &str) -> Result<Vec<Value>> {
+    match text.trim_start().chars().next() {
+        None => Err(DeweyError::File(format!("`messages_file` {path} is empty"))),
+        Some('[') => match serde_json::from_str::<Vec<Value>>(text) {
+            Ok(entries) => Ok(entries),
+            Err(e) => Err(DeweyError::File(format!("`messages_file` {path} is not a valid JSON array: {e}"))),
+        },
+        Some('{') => text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(n, line)| {
+                serde_json::from_str::<Value>(line).map_err(|e| {
+                    DeweyError::File(format!("`messages_file` {path}: line {} is not valid JSON: {e}", n + 1))
+                })
+            })
+            .collect(),
+        Some(c) => Err(DeweyError::File(format!(
+            "`messages_file` {path} is neither a JSON array nor JSONL: it starts with {c:?} instead of '[' or '{{'"
+        ))),
+    }
+}
+
+/// Normalises entries the way Godot's bulk store did:
+/// - `{"message": {"role", "content"}, ...}` (a Claude Code session line):
+///   the nested role and content, the whole entry kept as metadata;
+/// - `{"role", "content", "metadata"?}`: taken as is;
+/// - anything else (snapshots, summaries): a `system` message whose content
+///   is the entry's `type`, the whole entry kept as metadata.
+///
+/// Content that is not a string (Claude's content blocks) is stored as its
+/// JSON text. `source` names the input in errors (`messages` or the file).
+pub fn normalise(entries: Vec<Value>, source: &str) -> Result<Vec<NewMessage>> {
+    if entries.is_empty() {
+        return Err(DeweyError::invalid(format!("{source} holds no messages; give at least one")));
+    }
+    if entries.len() > MAX_BULK_MESSAGES {
+        return Err(DeweyError::invalid(format!(
+            "{source} holds {} messages; at most {MAX_BULK_MESSAGES} per call, split them",
+            entries.len()
+        )));
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let Value::Object(map) = &entry else {
+                return Err(DeweyError::invalid(format!("{source}[{i}] is not a JSON object")));
+            };
+            if let Some(Value::Object(nested)) = map.get("message") {
+                let role = role_of(nested.get("role"), &format!("{source}[{i}].message.role"))?;
+                let content = content_text(nested.get("content"));
+                return Ok(NewMessage { role, content, metadata: Some(entry) });
+            }
+            if map.contains_key("role") && map.contains_key("content") {
+                let role = role_of(map.get("role"), &format!("{source}[{i}].role"))?;
+                let content = content_text(map.get("content"));
+                let metadata = map.get("metadata").filter(|m| !m.is_null()).cloned();
+                return Ok(NewMessage { role, content, metadata });
+            }
+            let content = map.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+            Ok(NewMessage { role: Role::System, content, metadata: Some(entry) })
+        })
+        .collect()
+}
+
+fn role_of(value: Option<&Value>, what: &str) -> Result<Role> {
+    match value {
+        Some(Value::String(s)) => Role::parse(s).ok_or_else(|| {
+            DeweyError::invalid(format!("`{what}` is {s:?}; a role is one of user, assistant, system, tool"))
+        }),
+        Some(other) => {
+            Err(DeweyError::invalid(format!("`{what}` must be a string (user, assistant, system, tool), got {other}")))
+        }
+        None => Err(DeweyError::invalid(format!("`{what}` is missing; give user, assistant, system or tool"))),
+    }
+}
+
+fn content_text(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claude_code_lines_are_normalised() {
+        let entries = vec![
+            json!({"type":"user","uuid":"u1","message":{"role":"user","content":"hello"}}),
+            json!({"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":"hi"}]}}),
+            json!({"type":"file-history-snapshot","snapshot":{}}),
+            json!({"role":"tool","content":{"ok":true},"metadata":{"k":1}}),
+        ];
+        let out = normalise(entries.clone(), "messages").unwrap();
+        assert_eq!(out[0], NewMessage { role: Role::User, content: "hello".into(), metadata: Some(entries[0].clone()) });
+        assert_eq!(out[1].role, Role::Assistant);
+        assert_eq!(out[1].content, json!([{"type":"text","text":"hi"}]).to_string());
+        assert_eq!(out[2], NewMessage { role: Role::System, content: "file-history-snapshot".into(), metadata: Some(entries[2].clone()) });
+        assert_eq!(out[3].metadata, Some(json!({"k":1})));
+    }
+
+    #[test]
+    fn bad_roles_and_shapes_name_the_entry() {
+        let err = normalise(vec![json!({"role":"bot","content":"x"})], "messages").unwrap_err();
+        assert!(err.to_string().contains("messages[0].role"), "{err}");
+        let err = normalise(vec![json!({"message":{"content":"x"}})], "messages").unwrap_err();
+        assert!(err.to_string().contains("messages[0].message.role"), "{err}");
+        let err = normalise(vec![json!(3)], "messages").unwrap_err();
+        assert!(err.to_string().contains("messages[0] is not a JSON object"), "{err}");
+        assert!(normalise(vec![], "messages").is_err());
+        assert!(normalise(vec![json!({"role":"user","content":"x"}); 1001], "messages").is_err());
+    }
+
+    #[test]
+    fn jsonl_errors_name_the_line() {
+        let err = parse_entries("{\"a\":1}\n\n{oops}\n", "f.jsonl").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert_eq!(parse_entries("{\"a\":1}\n{\"b\":2}", "f").unwrap().len(), 2);
+        assert!(parse_entries("[1,", "f").unwrap_err().to_string().contains("not a valid JSON array"));
+        assert!(parse_entries("hello", "f").unwrap_err().to_string().contains("neither a JSON array nor JSONL"));
+    }
+}

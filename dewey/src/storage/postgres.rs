@@ -1,0 +1,650 @@
+//! The PostgreSQL backend: a connection pool, migrations under an advisory
+//! lock, row locks for turn numbers, `tsvector` + GIN for full-text search,
+//! and multi-row inserts through `UNNEST` of array parameters.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::{
+    MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, turn_taken,
+};
+use crate::error::{DeweyError, Result};
+use crate::model::{
+    BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
+    LogBatchStored, LogLevel, LogQuery, LogRecord, LogStats, MessageRecord, NewLog, NewMessage, Role, SearchHit,
+    SearchQuery, SortBy, StartupContext, StoredMessage, format_timestamp,
+};
+
+/// Every replica takes this transaction-level advisory lock before it looks
+/// at the schema version, so replicas starting together migrate one at a
+/// time and the later ones find nothing left to do.
+const MIGRATION_LOCK: i64 = 0x6465_7765_795f_6d67; // "dewey_mg"
+
+/// Serializes activations of startup contexts, so two concurrent
+/// `set_active` calls cannot both pass the "deactivate the others" step.
+const ACTIVATION_LOCK: i64 = 0x6465_7765_795f_6163; // "dewey_ac"
+
+/// Versioned, append-only: a released migration is never edited.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE conversations (
+    id          UUID PRIMARY KEY,
+    session_id  TEXT,
+    metadata    JSONB,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX conversations_session_idx ON conversations (session_id, created_at DESC);
+CREATE INDEX conversations_created_idx ON conversations (created_at DESC);
+CREATE INDEX conversations_updated_idx ON conversations (updated_at DESC);
+
+CREATE TABLE messages (
+    id              UUID PRIMARY KEY,
+    conversation_id UUID NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    turn_number     INTEGER NOT NULL CHECK (turn_number > 0),
+    role            TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system', 'tool')),
+    content         TEXT NOT NULL,
+    metadata        JSONB,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    content_tsv     TSVECTOR GENERATED ALWAYS AS (to_tsvector('english', content)) STORED,
+    UNIQUE (conversation_id, turn_number)
+);
+CREATE INDEX messages_content_tsv_idx ON messages USING GIN (content_tsv);
+CREATE INDEX messages_created_idx ON messages (created_at);
+
+CREATE TABLE startup_contexts (
+    name        TEXT PRIMARY KEY,
+    content     TEXT NOT NULL,
+    is_active   BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+-- At most one active context, whatever the callers do.
+CREATE UNIQUE INDEX startup_contexts_one_active ON startup_contexts (is_active) WHERE is_active;
+
+CREATE TABLE logs (
+    id          UUID PRIMARY KEY,
+    component   TEXT NOT NULL,
+    level       TEXT NOT NULL CHECK (level IN ('TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR')),
+    level_rank  SMALLINT NOT NULL,
+    message     TEXT NOT NULL,
+    trace_id    TEXT,
+    data        JSONB,
+    created_at  TIMESTAMPTZ NOT NULL,
+    message_tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('english', message)) STORED
+);
+CREATE INDEX logs_created_idx ON logs (created_at DESC);
+CREATE INDEX logs_trace_idx ON logs (trace_id, created_at DESC) WHERE trace_id IS NOT NULL;
+CREATE INDEX logs_component_idx ON logs (component, created_at DESC);
+CREATE INDEX logs_message_tsv_idx ON logs USING GIN (message_tsv);
+"#,
+)];
+
+/// A handle to the pool; clones share it.
+#[derive(Clone)]
+pub struct PgStorage {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStorage").field("status", &self.pool.status()).finish()
+    }
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn param_refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+impl PgStorage {
+    pub async fn connect(url: &str) -> Result<PgStorage> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| DeweyError::invalid(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|e| DeweyError::storage(format!("cannot build the connection pool: {e}")))?;
+        let storage = PgStorage { pool };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+        let current: i64 =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(sql).await?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
+            tracing::info!(version, "applied PostgreSQL migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn schema_version(&self) -> Result<i64> {
+        let client = self.pool.get().await?;
+        Ok(client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))
+    }
+
+    pub async fn begin_conversation(
+        &self,
+        session_id: Option<String>,
+        metadata: Option<Value>,
+    ) -> Result<ConversationRecord> {
+        let client = self.pool.get().await?;
+        let id = Uuid::now_v7();
+        let row = client
+            .query_one(
+                "INSERT INTO conversations (id, session_id, metadata) VALUES ($1, $2, $3) \
+                 RETURNING created_at, updated_at",
+                &[&id, &session_id, &metadata],
+            )
+            .await?;
+        Ok(ConversationRecord {
+            conversation_id: id.to_string(),
+            session_id,
+            metadata,
+            created_at: format_timestamp(row.get(0)),
+            updated_at: format_timestamp(row.get(1)),
+            message_count: 0,
+        })
+    }
+
+    pub async fn store_message(
+        &self,
+        conversation_id: Uuid,
+        turn_number: Option<i64>,
+        message: NewMessage,
+    ) -> Result<StoredMessage> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // The UPDATE takes the conversation's row lock: concurrent appends to
+        // one conversation queue here, so MAX+1 below is never read twice.
+        let locked = tx
+            .query_opt("UPDATE conversations SET updated_at = now() WHERE id = $1 RETURNING id", &[&conversation_id])
+            .await?;
+        if locked.is_none() {
+            return Err(conversation_not_found(conversation_id));
+        }
+        let turn: i32 = match turn_number {
+            Some(t) => i32::try_from(t).map_err(|_| DeweyError::invalid(format!("turn_number {t} is too large")))?,
+            None => {
+                tx.query_one(
+                    "SELECT COALESCE(MAX(turn_number), 0) + 1 FROM messages WHERE conversation_id = $1",
+                    &[&conversation_id],
+                )
+                .await?
+                .get(0)
+            }
+        };
+        let id = Uuid::now_v7();
+        let row = tx
+            .query_one(
+                "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at",
+                &[&id, &conversation_id, &turn, &message.role.as_str(), &message.content, &message.metadata],
+            )
+            .await
+            .map_err(|e| map_unique(e, || turn_taken(conversation_id, turn.into())))?;
+        tx.commit().await?;
+        Ok(StoredMessage {
+            message_id: id.to_string(),
+            conversation_id: conversation_id.to_string(),
+            turn_number: turn.into(),
+            created_at: format_timestamp(row.get(0)),
+        })
+    }
+
+    pub async fn store_messages_bulk(&self, target: BulkTarget, messages: Vec<NewMessage>) -> Result<BulkStored> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let (conversation_id, created) = match target {
+            BulkTarget::Existing(id) => {
+                let locked = tx
+                    .query_opt("UPDATE conversations SET updated_at = now() WHERE id = $1 RETURNING id", &[&id])
+                    .await?;
+                if locked.is_none() {
+                    return Err(conversation_not_found(id));
+                }
+                (id, false)
+            }
+            BulkTarget::New { session_id, metadata } => {
+                let id = Uuid::now_v7();
+                tx.execute(
+                    "INSERT INTO conversations (id, session_id, metadata) VALUES ($1, $2, $3)",
+                    &[&id, &session_id, &metadata],
+                )
+                .await?;
+                (id, true)
+            }
+        };
+        let base: i32 = tx
+            .query_one("SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = $1", &[
+                &conversation_id,
+            ])
+            .await?
+            .get(0);
+        let count = messages.len() as i64;
+        if i64::from(base) + count > MAX_TURN {
+            return Err(DeweyError::invalid(format!("conversation {conversation_id} has no turn numbers left")));
+        }
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut turns = Vec::with_capacity(messages.len());
+        let mut roles = Vec::with_capacity(messages.len());
+        let mut contents = Vec::with_capacity(messages.len());
+        let mut metadata = Vec::with_capacity(messages.len());
+        for (n, m) in messages.into_iter().enumerate() {
+            ids.push(Uuid::now_v7());
+            turns.push(base + 1 + n as i32);
+            roles.push(m.role.as_str());
+            contents.push(m.content);
+            metadata.push(m.metadata);
+        }
+        tx.execute(
+            "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata) \
+             SELECT u.id, $1, u.turn, u.role, u.content, u.metadata \
+             FROM UNNEST($2::uuid[], $3::int4[], $4::text[], $5::text[], $6::jsonb[]) \
+                  AS u(id, turn, role, content, metadata)",
+            &[&conversation_id, &ids, &turns, &roles, &contents, &metadata],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(BulkStored {
+            conversation_id: conversation_id.to_string(),
+            conversation_created: created,
+            messages_stored: count,
+            first_turn: i64::from(base) + 1,
+            last_turn: i64::from(base) + count,
+        })
+    }
+
+    pub async fn get_conversation(&self, conversation_id: Uuid) -> Result<ConversationWithMessages> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, \
+                        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
+                 FROM conversations c WHERE c.id = $1",
+                &[&conversation_id],
+            )
+            .await?
+            .ok_or_else(|| conversation_not_found(conversation_id))?;
+        let conversation = conversation_from_row(&row);
+        let messages = client
+            .query(
+                "SELECT id, conversation_id, turn_number, role, content, metadata, created_at \
+                 FROM messages WHERE conversation_id = $1 ORDER BY turn_number",
+                &[&conversation_id],
+            )
+            .await?
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ConversationWithMessages { conversation, messages })
+    }
+
+    pub async fn list_conversations(&self, query: ConversationQuery) -> Result<ConversationPage> {
+        let client = self.pool.get().await?;
+        let order = match query.sort_by {
+            SortBy::CreatedAt => "c.created_at DESC, c.id DESC",
+            SortBy::UpdatedAt => "c.updated_at DESC, c.id DESC",
+        };
+        let filter = if query.session_id.is_some() { "WHERE c.session_id = $1" } else { "WHERE $1::text IS NULL" };
+        let sql = format!(
+            "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, \
+                    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
+             FROM conversations c {filter} ORDER BY {order} LIMIT $2 OFFSET $3"
+        );
+        let rows = client.query(&sql, &[&query.session_id, &query.limit, &query.offset]).await?;
+        let total: i64 = client
+            .query_one(&format!("SELECT count(*) FROM conversations c {filter}"), &[&query.session_id])
+            .await?
+            .get(0);
+        Ok(ConversationPage { conversations: rows.iter().map(conversation_from_row).collect(), total })
+    }
+
+    pub async fn delete_conversation(&self, conversation_id: Uuid, force: bool) -> Result<i64> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "SELECT (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
+                 FROM conversations c WHERE c.id = $1 FOR UPDATE",
+                &[&conversation_id],
+            )
+            .await?
+            .ok_or_else(|| conversation_not_found(conversation_id))?;
+        let count: i64 = row.get(0);
+        if count > 0 && !force {
+            return Err(has_messages(conversation_id, count));
+        }
+        tx.execute("DELETE FROM conversations WHERE id = $1", &[&conversation_id]).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    pub async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
+        let client = self.pool.get().await?;
+        let mut params: Params = vec![Box::new(query.terms.plain())];
+        let mut filters = String::new();
+        if let Some(session) = query.session_id {
+            params.push(Box::new(session));
+            filters.push_str(&format!(" AND c.session_id = ${}", params.len()));
+        }
+        if let Some(start) = query.start {
+            params.push(Box::new(start));
+            filters.push_str(&format!(" AND m.created_at >= ${}", params.len()));
+        }
+        if let Some(end) = query.end {
+            params.push(Box::new(end));
+            filters.push_str(&format!(" AND m.created_at <= ${}", params.len()));
+        }
+        params.push(Box::new(query.limit));
+        let limit = params.len();
+        params.push(Box::new(query.offset));
+        let offset = params.len();
+        let sql = format!(
+            "SELECT m.id, m.conversation_id, c.session_id, m.turn_number, m.role, m.content, m.created_at, \
+                    ts_rank(m.content_tsv, q)::float8 AS rank \
+             FROM plainto_tsquery('english', $1) q, messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.content_tsv @@ q{filters} \
+             ORDER BY rank DESC, m.created_at DESC, m.id \
+             LIMIT ${limit} OFFSET ${offset}"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client.query(&statement, &param_refs(&params)).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SearchHit {
+                    message_id: row.get::<_, Uuid>(0).to_string(),
+                    conversation_id: row.get::<_, Uuid>(1).to_string(),
+                    session_id: row.get(2),
+                    turn_number: row.get::<_, i32>(3).into(),
+                    role: parse_role(row.get(4))?,
+                    content: row.get(5),
+                    created_at: format_timestamp(row.get(6)),
+                    rank: row.get(7),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn get_startup_context(&self, name: Option<String>) -> Result<Option<StartupContext>> {
+        let client = self.pool.get().await?;
+        let row = match name {
+            Some(name) => {
+                client
+                    .query_opt(
+                        "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = $1",
+                        &[&name],
+                    )
+                    .await?
+            }
+            None => {
+                client
+                    .query_opt(
+                        "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE is_active",
+                        &[],
+                    )
+                    .await?
+            }
+        };
+        Ok(row.as_ref().map(|r| context_from_row(r, true)))
+    }
+
+    pub async fn set_startup_context(
+        &self,
+        name: String,
+        content: String,
+        set_active: bool,
+    ) -> Result<(StartupContext, bool)> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if set_active {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK]).await?;
+            tx.execute("UPDATE startup_contexts SET is_active = FALSE, updated_at = now() WHERE is_active AND name <> $1", &[
+                &name,
+            ])
+            .await?;
+        }
+        let row = tx
+            .query_one(
+                "INSERT INTO startup_contexts (name, content, is_active) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET content = EXCLUDED.content, \
+                     is_active = startup_contexts.is_active OR EXCLUDED.is_active, updated_at = now() \
+                 RETURNING name, content, is_active, created_at, updated_at, (xmax = 0) AS inserted",
+                &[&name, &content, &set_active],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok((context_from_row(&row, true), row.get(5)))
+    }
+
+    pub async fn list_startup_contexts(&self, include_content: bool) -> Result<Vec<StartupContext>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query("SELECT name, content, is_active, created_at, updated_at FROM startup_contexts ORDER BY name", &[])
+            .await?;
+        Ok(rows.iter().map(|r| context_from_row(r, include_content)).collect())
+    }
+
+    pub async fn delete_startup_context(&self, name: String, force: bool) -> Result<StartupContext> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = $1 \
+                 FOR UPDATE",
+                &[&name],
+            )
+            .await?
+            .ok_or_else(|| context_not_found(&name))?;
+        let context = context_from_row(&row, false);
+        if context.is_active && !force {
+            return Err(context_is_active(&name));
+        }
+        tx.execute("DELETE FROM startup_contexts WHERE name = $1", &[&name]).await?;
+        tx.commit().await?;
+        Ok(context)
+    }
+
+    pub async fn store_logs(&self, logs: Vec<NewLog>) -> Result<LogBatchStored> {
+        if logs.is_empty() {
+            return Ok(LogBatchStored { stored: 0, duplicates: 0 });
+        }
+        let total = logs.len() as i64;
+        let mut ids = Vec::with_capacity(logs.len());
+        let mut components = Vec::with_capacity(logs.len());
+        let mut levels = Vec::with_capacity(logs.len());
+        let mut ranks = Vec::with_capacity(logs.len());
+        let mut messages = Vec::with_capacity(logs.len());
+        let mut traces = Vec::with_capacity(logs.len());
+        let mut data = Vec::with_capacity(logs.len());
+        let mut times = Vec::with_capacity(logs.len());
+        for log in logs {
+            ids.push(log.id);
+            components.push(log.component);
+            levels.push(log.level.as_str());
+            ranks.push(log.level.rank());
+            messages.push(log.message);
+            traces.push(log.trace_id);
+            data.push(log.data);
+            times.push(log.created_at);
+        }
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO logs (id, component, level, level_rank, message, trace_id, data, created_at) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::text[], \
+                                      $7::jsonb[], $8::timestamptz[]) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
+        let stored = client
+            .execute(&statement, &[&ids, &components, &levels, &ranks, &messages, &traces, &data, &times])
+            .await? as i64;
+        Ok(LogBatchStored { stored, duplicates: total - stored })
+    }
+
+    pub async fn query_logs(&self, query: LogQuery) -> Result<Vec<LogRecord>> {
+        let client = self.pool.get().await?;
+        let mut params: Params = Vec::new();
+        let mut filters: Vec<String> = Vec::new();
+        if let Some(trace) = query.trace_id {
+            params.push(Box::new(trace));
+            filters.push(format!("trace_id = ${}", params.len()));
+        }
+        if let Some(component) = query.component {
+            params.push(Box::new(component));
+            filters.push(format!("component = ${}", params.len()));
+        }
+        if let Some(level) = query.min_level {
+            // Only a floor above TRACE filters anything.
+            if level > LogLevel::Trace {
+                params.push(Box::new(level.rank()));
+                filters.push(format!("level_rank >= ${}", params.len()));
+            }
+        }
+        if let Some(start) = query.start {
+            params.push(Box::new(start));
+            filters.push(format!("created_at >= ${}", params.len()));
+        }
+        if let Some(end) = query.end {
+            params.push(Box::new(end));
+            filters.push(format!("created_at <= ${}", params.len()));
+        }
+        if let Some(search) = query.search {
+            params.push(Box::new(search.plain()));
+            filters.push(format!("message_tsv @@ plainto_tsquery('english', ${})", params.len()));
+        }
+        params.push(Box::new(query.limit));
+        let where_clause = if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
+        let sql = format!(
+            "SELECT id, component, level, message, trace_id, data, created_at FROM logs {where_clause} \
+             ORDER BY created_at DESC, id DESC LIMIT ${}",
+            params.len()
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client.query(&statement, &param_refs(&params)).await?;
+        rows.iter().map(log_from_row).collect()
+    }
+
+    pub async fn clear_logs(&self, component: Option<String>, before: Option<DateTime<Utc>>) -> Result<i64> {
+        let client = self.pool.get().await?;
+        let deleted = client
+            .execute(
+                "DELETE FROM logs WHERE ($1::text IS NULL OR component = $1) \
+                 AND ($2::timestamptz IS NULL OR created_at < $2)",
+                &[&component, &before],
+            )
+            .await?;
+        Ok(deleted as i64)
+    }
+
+    pub async fn log_stats(&self) -> Result<LogStats> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), min(created_at), max(created_at), pg_total_relation_size('logs') FROM logs",
+                &[],
+            )
+            .await?;
+        let mut by_level: BTreeMap<String, i64> = LogLevel::ALL.iter().map(|l| (l.as_str().to_owned(), 0)).collect();
+        for r in client.query("SELECT level, count(*) FROM logs GROUP BY level", &[]).await? {
+            by_level.insert(r.get(0), r.get(1));
+        }
+        let by_component = client
+            .query("SELECT component, count(*) AS n FROM logs GROUP BY component ORDER BY n DESC LIMIT 100", &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(LogStats {
+            total_logs: row.get(0),
+            by_level,
+            by_component,
+            oldest: row.get::<_, Option<DateTime<Utc>>>(1).map(format_timestamp),
+            newest: row.get::<_, Option<DateTime<Utc>>>(2).map(format_timestamp),
+            storage_bytes: Some(row.get(3)),
+        })
+    }
+}
+
+/// A unique violation becomes the caller-facing conflict; anything else
+/// stays a storage error.
+fn map_unique(e: tokio_postgres::Error, conflict: impl FnOnce() -> DeweyError) -> DeweyError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) { conflict() } else { e.into() }
+}
+
+fn parse_role(s: &str) -> Result<Role> {
+    Role::parse(s).ok_or_else(|| DeweyError::storage(format!("unknown role {s:?} in the database")))
+}
+
+fn conversation_from_row(row: &Row) -> ConversationRecord {
+    ConversationRecord {
+        conversation_id: row.get::<_, Uuid>(0).to_string(),
+        session_id: row.get(1),
+        metadata: row.get(2),
+        created_at: format_timestamp(row.get(3)),
+        updated_at: format_timestamp(row.get(4)),
+        message_count: row.get(5),
+    }
+}
+
+fn message_from_row(row: &Row) -> Result<MessageRecord> {
+    Ok(MessageRecord {
+        message_id: row.get::<_, Uuid>(0).to_string(),
+        conversation_id: row.get::<_, Uuid>(1).to_string(),
+        turn_number: row.get::<_, i32>(2).into(),
+        role: parse_role(row.get(3))?,
+        content: row.get(4),
+        metadata: row.get(5),
+        created_at: format_timestamp(row.get(6)),
+    })
+}
+
+fn context_from_row(row: &Row, include_content: bool) -> StartupContext {
+    StartupContext {
+        name: row.get(0),
+        content: include_content.then(|| row.get(1)),
+        is_active: row.get(2),
+        created_at: format_timestamp(row.get(3)),
+        updated_at: format_timestamp(row.get(4)),
+    }
+}
+
+fn log_from_row(row: &Row) -> Result<LogRecord> {
+    let level: &str = row.get(2);
+    Ok(LogRecord {
+        id: row.get::<_, Uuid>(0).to_string(),
+        component: row.get(1),
+        level: LogLevel::parse(level)
+            .ok_or_else(|| DeweyError::storage(format!("unknown level {level:?} in the database")))?,
+        message: row.get(3),
+        trace_id: row.get(4),
+        data: row.get(5),
+        created_at: format_timestamp(row.get(6)),
+    })
+}
