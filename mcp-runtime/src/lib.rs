@@ -3,17 +3,25 @@
 //!
 //! Start at the crate README for the ten-line example.
 
+pub mod catalog;
 pub mod client;
 pub mod context;
+mod dispatch;
+pub mod error;
 pub mod extract;
 pub mod protocol;
+mod registry;
 pub mod schema;
+mod server;
 pub mod tool;
+mod transport;
 
 pub use context::RequestContext;
-pub use extract::{FromToolCall, State};
+pub use error::Error;
+pub use extract::{FromToolCall, State, StateMap};
 pub use mcp_macros::mcp_tool;
 pub use protocol::{LogLevel, RequestId};
+pub use server::{BoundServer, Server, ServerBuilder, ShutdownHandle};
 pub use tool::{Annotations, CallError, Tool, ToolError, ToolFactory};
 
 /// What `#[mcp_tool]` expansions name. Not a public API: it changes with the

@@ -1,0 +1,127 @@
+//! The rules a `#[mcp_tool]` fn must follow, each reported on the token the
+//! user has to change.
+
+use syn::visit::{self, Visit};
+use syn::{Lifetime, Type, TypeImplTrait, TypeReference};
+
+use crate::ast::{NameToken, ParamKind, Tool};
+use crate::ctxt::Ctxt;
+
+/// MCP tool names: what clients accept (`^[A-Za-z0-9_.-]{1,64}$`).
+const MAX_NAME_LEN: usize = 64;
+
+pub(crate) fn check(cx: &Ctxt, tool: &Tool<'_>) {
+    check_signature(cx, tool);
+    check_name(cx, tool);
+    check_params(cx, tool);
+}
+
+fn check_signature(cx: &Ctxt, tool: &Tool<'_>) {
+    let sig = &tool.item.sig;
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(sig.fn_token, "#[mcp_tool] needs an `async fn`: write `async fn`");
+    }
+    if let Some(c) = &sig.constness {
+        cx.error_spanned_by(c, "#[mcp_tool] cannot be a `const fn`");
+    }
+    if let Some(u) = &sig.unsafety {
+        cx.error_spanned_by(u, "#[mcp_tool] cannot be an `unsafe fn`: the runtime calls it from safe code");
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, "#[mcp_tool] cannot have an `extern` ABI");
+    }
+    if let Some(v) = &sig.variadic {
+        cx.error_spanned_by(v, "#[mcp_tool] cannot be variadic");
+    }
+    if !sig.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &sig.generics,
+            "#[mcp_tool] cannot be generic: the runtime must know every parameter's type to build its schema; \
+             use concrete types",
+        );
+    }
+    if let Some(wc) = &sig.generics.where_clause {
+        cx.error_spanned_by(wc, "#[mcp_tool] cannot have a `where` clause: use concrete types");
+    }
+    for r in &tool.receivers {
+        cx.error_spanned_by(
+            r,
+            "#[mcp_tool] goes on a free `async fn`, not a method: take shared data as `State<T>` instead of `self`",
+        );
+    }
+}
+
+fn check_name(cx: &Ctxt, tool: &Tool<'_>) {
+    let name = &tool.name;
+    let problem = if name.is_empty() {
+        Some("is empty".to_owned())
+    } else if name.len() > MAX_NAME_LEN {
+        Some(format!("is {} bytes long; at most {MAX_NAME_LEN} are allowed", name.len()))
+    } else {
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .map(|c| format!("contains {c:?}; only ASCII letters, digits, `_`, `.` and `-` are allowed"))
+    };
+    let Some(problem) = problem else { return };
+    let msg = format!("invalid MCP tool name `{name}`: it {problem}");
+    match &tool.name_token {
+        NameToken::Ident(ident) => cx.error_spanned_by(ident, format!("{msg}; rename the fn or set `name = \"...\"`")),
+        NameToken::Lit(lit) => cx.error_spanned_by(lit, msg),
+    }
+}
+
+fn check_params(cx: &Ctxt, tool: &Tool<'_>) {
+    for param in &tool.params {
+        if param.ident.is_none() {
+            cx.error_spanned_by(
+                &param.original.pat,
+                "#[mcp_tool] parameters must be plain names (each name is the argument name); \
+                 destructure inside the fn body instead",
+            );
+        }
+        match &param.kind {
+            ParamKind::Argument(_) => check_owned_type(cx, param.ty),
+            ParamKind::Extractor => {
+                if let Some(default) = &param.attrs.default {
+                    cx.error_spanned_by(
+                        default,
+                        "`default` applies to arguments only; an injected parameter (`State<T>`, `RequestContext`) \
+                         is never absent",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Arguments are deserialized into an owned value that outlives the call's
+/// JSON, and their type is named outside the fn: no borrows, no lifetimes,
+/// no `impl Trait` (an anonymous generic).
+fn check_owned_type(cx: &Ctxt, ty: &Type) {
+    struct Finder<'c> {
+        cx: &'c Ctxt,
+    }
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_type_impl_trait(&mut self, i: &'ast TypeImplTrait) {
+            self.cx.error_spanned_by(
+                i,
+                "#[mcp_tool] parameters cannot be `impl Trait` (an anonymous generic); use a concrete type",
+            );
+        }
+        fn visit_type_reference(&mut self, i: &'ast TypeReference) {
+            self.cx.error_spanned_by(
+                i,
+                "#[mcp_tool] arguments are deserialized into owned values; take an owned type \
+                 (for example `String` instead of `&str`, `Vec<T>` instead of `&[T]`)",
+            );
+        }
+        fn visit_lifetime(&mut self, i: &'ast Lifetime) {
+            self.cx.error_spanned_by(
+                i,
+                "#[mcp_tool] arguments are deserialized into owned values and cannot borrow; remove the lifetime",
+            );
+            visit::visit_lifetime(self, i);
+        }
+    }
+    Finder { cx }.visit_type(ty);
+}

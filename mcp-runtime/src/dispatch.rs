@@ -1,0 +1,661 @@
+//! JSON-RPC message routing and the MCP session lifecycle of one connection.
+//!
+//! [`Session::handle_text`] turns one incoming text frame into an [`Action`]:
+//! nothing (notifications), an immediate reply, or a tool call future that
+//! the connection runs alongside its other calls. The transport owns the
+//! socket; this module never touches it, so it is plain synchronous code.
+//!
+//! Decisions worth knowing (the README's protocol section repeats them):
+//! - Batches (JSON arrays) are answered with one `-32600`: MCP 2025-06-18
+//!   removed JSON-RPC batching and no MCP client sends them.
+//! - A request other than `initialize`, `ping` or `server/discover` before
+//!   `initialize` gets `-32600` saying what to send first. Legacy direct tool
+//!   calls (method = tool name) are exempt: the old ICCM clients never
+//!   initialize.
+//! - A request whose `params._meta` names a protocol version is served
+//!   statelessly (2026-07-28) whatever the session state; its `_meta` must
+//!   also carry `clientCapabilities` (except on `server/discover`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::context::{RequestContext, SessionHandle};
+use crate::extract::StateMap;
+use crate::protocol::{
+    self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION,
+    META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
+    push_json_str,
+};
+use crate::registry::{self, Registry};
+use crate::tool::{CallError, Tool, ToolCall, ToolOutput};
+
+/// How long a stateless client may cache `tools/list` and `server/discover`:
+/// the tool set is fixed for the life of the process.
+const LIST_TTL_MS: u64 = 300_000;
+
+/// Progress and log notifications a connection buffers before a tool that
+/// sends them has to wait for the socket.
+const NOTIFICATION_BUFFER: usize = 64;
+
+/// What every connection of one server shares, read-only.
+pub(crate) struct ServerCore {
+    pub(crate) instructions: Option<String>,
+    pub(crate) registry: Registry,
+    pub(crate) state: Arc<StateMap>,
+    pub(crate) tools_page_size: usize,
+    /// `{"name":…,"version":…}`
+    server_info: String,
+    /// `,"resultType":"complete","_meta":{…serverInfo…}`: appended to every
+    /// stateless result.
+    stateless_suffix: String,
+}
+
+impl ServerCore {
+    pub(crate) fn new(
+        name: String,
+        version: String,
+        instructions: Option<String>,
+        registry: Registry,
+        state: Arc<StateMap>,
+        tools_page_size: usize,
+    ) -> ServerCore {
+        let mut server_info = String::from(r#"{"name":"#);
+        push_json_str(&mut server_info, &name);
+        server_info.push_str(r#","version":"#);
+        push_json_str(&mut server_info, &version);
+        server_info.push('}');
+        let stateless_suffix = format!(r#","resultType":"complete","_meta":{{"{META_SERVER_INFO}":{server_info}}}"#);
+        ServerCore { instructions, registry, state, tools_page_size, server_info, stateless_suffix }
+    }
+}
+
+/// A running tool call, as the connection polls it.
+pub(crate) type CallFuture = Pin<Box<dyn Future<Output = CallDone> + Send>>;
+
+pub(crate) struct CallDone {
+    pub(crate) id: RequestId,
+    seq: u64,
+    /// `None` when the call was cancelled: cancelled calls get no response.
+    pub(crate) response: Option<String>,
+}
+
+pub(crate) enum Action {
+    Nothing,
+    Reply(String),
+    Call(CallFuture),
+}
+
+/// The per-connection protocol state.
+pub(crate) struct Session {
+    core: Arc<ServerCore>,
+    /// The version `initialize` settled on; `None` until then.
+    negotiated: Option<&'static str>,
+    /// Created on the first tool call, so idle connections carry no channel.
+    handle: Option<SessionHandle>,
+    notifications: Option<mpsc::Receiver<String>>,
+    log_level: LogLevel,
+    in_flight: HashMap<RequestId, (u64, CancellationToken)>,
+    next_seq: u64,
+}
+
+/// Everything any method reads from `params`, parsed in one pass.
+#[derive(Deserialize, Default)]
+struct Params<'a> {
+    #[serde(default, borrow, rename = "_meta")]
+    meta: Option<RequestMeta<'a>>,
+    #[serde(default, borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    cursor: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    level: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "protocolVersion")]
+    protocol_version: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "requestId")]
+    request_id: Option<&'a RawValue>,
+}
+
+enum CallMode {
+    /// `tools/call`: an MCP `CallToolResult`.
+    Mcp { stateless: bool },
+    /// Method = tool name: the tool's JSON as `result`, errors as JSON-RPC errors.
+    Legacy,
+}
+
+impl Session {
+    pub(crate) fn new(core: Arc<ServerCore>) -> Session {
+        Session {
+            core,
+            negotiated: None,
+            handle: None,
+            notifications: None,
+            log_level: LogLevel::Info,
+            in_flight: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Notifications tools sent while running; the connection writes them.
+    pub(crate) fn notifications(&mut self) -> Option<&mut mpsc::Receiver<String>> {
+        self.notifications.as_mut()
+    }
+
+    pub(crate) fn call_finished(&mut self, done: &CallDone) {
+        if self.in_flight.get(&done.id).is_some_and(|(seq, _)| *seq == done.seq) {
+            self.in_flight.remove(&done.id);
+        }
+    }
+
+    /// Fires every in-flight call's token (the connection is going away).
+    pub(crate) fn cancel_all(&mut self) {
+        for (_, (_, token)) in self.in_flight.drain() {
+            token.cancel();
+        }
+    }
+
+    pub(crate) fn handle_text(&mut self, text: &str) -> Action {
+        let envelope: Envelope<'_> = match serde_json::from_str(text) {
+            Ok(envelope) => envelope,
+            Err(e) => return Action::Reply(unparsable(text, &e)),
+        };
+        let id_raw = envelope.id.map(RawValue::get);
+        let id = match envelope.id {
+            None => None,
+            Some(raw) => match protocol::parse_request_id(raw) {
+                Some(id) => Some(id),
+                None => {
+                    return reply_error(
+                        None,
+                        error_code::INVALID_REQUEST,
+                        &format!("invalid request: `id` must be a string or an integer, got {}", raw.get()),
+                    );
+                }
+            },
+        };
+        if envelope.jsonrpc.map(RawValue::get) != Some(r#""2.0""#) {
+            let message = match envelope.jsonrpc {
+                None => "invalid request: missing `\"jsonrpc\": \"2.0\"`".to_owned(),
+                Some(v) => format!("invalid request: `jsonrpc` must be \"2.0\", got {}", v.get()),
+            };
+            return self.reject(id_raw, error_code::INVALID_REQUEST, &message);
+        }
+        let Some(method_raw) = envelope.method else {
+            if envelope.result.is_some() || envelope.error.is_some() {
+                // A response; this server never sends requests, so nothing waits for it.
+                tracing::debug!(id = id_raw.unwrap_or("null"), "ignoring a JSON-RPC response from the client");
+                return Action::Nothing;
+            }
+            return self.reject(id_raw, error_code::INVALID_REQUEST, "invalid request: missing `method`");
+        };
+        let Some(method) = json_str(method_raw) else {
+            let message = format!("invalid request: `method` must be a string, got {}", method_raw.get());
+            return self.reject(id_raw, error_code::INVALID_REQUEST, &message);
+        };
+        let params_raw = envelope.params.filter(|p| p.get() != "null");
+        if let Some(p) = params_raw {
+            match p.get().as_bytes().first() {
+                Some(b'{') => {}
+                Some(b'[') => {
+                    return self.reject(
+                        id_raw,
+                        error_code::INVALID_PARAMS,
+                        "invalid params: MCP takes named parameters; `params` must be an object, not an array",
+                    );
+                }
+                _ => {
+                    let message = format!("invalid request: `params` must be an object (or left out), got {}", p.get());
+                    return self.reject(id_raw, error_code::INVALID_REQUEST, &message);
+                }
+            }
+        }
+        match (id_raw, id) {
+            (Some(id_raw), Some(id)) => self.request(id_raw, id, &method, params_raw),
+            _ => {
+                self.notification(&method, params_raw);
+                Action::Nothing
+            }
+        }
+    }
+
+    /// An error for a request, silence for a notification (JSON-RPC never
+    /// answers notifications, even broken ones).
+    fn reject(&self, id_raw: Option<&str>, code: i32, message: &str) -> Action {
+        match id_raw {
+            Some(id) => reply_error(Some(id), code, message),
+            None => {
+                tracing::debug!(code, message, "dropping an invalid notification");
+                Action::Nothing
+            }
+        }
+    }
+
+    fn notification(&mut self, method: &str, params: Option<&RawValue>) {
+        match method {
+            "notifications/initialized" => {}
+            "notifications/cancelled" => {
+                let params: Params<'_> = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+                let Some(id) = params.request_id.and_then(protocol::parse_request_id) else {
+                    tracing::debug!("notifications/cancelled without a usable requestId");
+                    return;
+                };
+                // Unknown ids are normal: the call may have finished already.
+                if let Some((_, token)) = self.in_flight.remove(&id) {
+                    tracing::debug!(request = %id, "request cancelled by the client");
+                    token.cancel();
+                }
+            }
+            other => tracing::debug!(method = other, "ignoring notification"),
+        }
+    }
+
+    fn request(&mut self, id_raw: &str, id: RequestId, method: &str, params_raw: Option<&RawValue>) -> Action {
+        let is_protocol_method = matches!(
+            method,
+            "initialize" | "ping" | "tools/list" | "tools/call" | "logging/setLevel" | "server/discover"
+        );
+        if !is_protocol_method {
+            let Some(tool) = self.core.registry.get(method) else {
+                let message = format!("method not found: `{method}`");
+                return reply_error(Some(id_raw), error_code::METHOD_NOT_FOUND, &message);
+            };
+            let tool = tool.clone();
+            return self.start_call(id_raw, id, tool, params_raw, None, CallMode::Legacy);
+        }
+        let params: Params<'_> = match params_raw.map(|p| serde_json::from_str(p.get())) {
+            None => Params::default(),
+            Some(Ok(params)) => params,
+            Some(Err(e)) => {
+                let message = format!("invalid params for `{method}`: {}", strip_position(&e.to_string()));
+                return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+            }
+        };
+        let meta = params.meta.as_ref();
+        let stateless = match meta.and_then(|m| m.protocol_version) {
+            None => false,
+            Some(raw) => {
+                let Some(version) = json_str(raw) else {
+                    let message = format!("invalid params: `_meta[\"{META_PROTOCOL_VERSION}\"]` must be a string");
+                    return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+                };
+                if !STATELESS_VERSIONS.contains(&&*version) {
+                    return unsupported_version(id_raw, &version);
+                }
+                let has_capabilities =
+                    meta.and_then(|m| m.client_capabilities).is_some_and(|c| c.get().as_bytes().first() == Some(&b'{'));
+                if method != "server/discover" && !has_capabilities {
+                    let message = format!(
+                        "invalid params: a {version} request must carry `_meta[\"{META_CLIENT_CAPABILITIES}\"]` \
+                         (an object; `{{}}` when the client has none) next to `_meta[\"{META_PROTOCOL_VERSION}\"]`"
+                    );
+                    return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+                }
+                true
+            }
+        };
+        match method {
+            "server/discover" => Action::Reply(protocol::result_response(id_raw, &self.discover_result())),
+            "initialize" | "ping" | "logging/setLevel" if stateless => {
+                let message = format!(
+                    "method not found: `{method}` does not exist in protocol version {}",
+                    STATELESS_VERSIONS[0]
+                );
+                reply_error(Some(id_raw), error_code::METHOD_NOT_FOUND, &message)
+            }
+            "initialize" => self.initialize(id_raw, &params),
+            "ping" => Action::Reply(protocol::result_response(id_raw, "{}")),
+            _ if !stateless && self.negotiated.is_none() => {
+                let message = format!(
+                    "invalid request: `{method}` before `initialize`; send `initialize` first (protocol versions \
+                     up to {LATEST_SESSION_VERSION}), or put the protocol version in \
+                     `params._meta[\"{META_PROTOCOL_VERSION}\"]` ({})",
+                    STATELESS_VERSIONS[0]
+                );
+                reply_error(Some(id_raw), error_code::INVALID_REQUEST, &message)
+            }
+            "logging/setLevel" => self.set_level(id_raw, &params),
+            "tools/list" => self.list_tools(id_raw, &params, stateless),
+            "tools/call" => {
+                let Some(name) = params.name.and_then(json_str) else {
+                    return reply_error(
+                        Some(id_raw),
+                        error_code::INVALID_PARAMS,
+                        "invalid params: tools/call needs `params.name`, the tool's name (a string)",
+                    );
+                };
+                let Some(tool) = self.core.registry.get(&name) else {
+                    let message =
+                        format!("unknown tool `{name}`: this server has no tool by that name (see tools/list)");
+                    return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+                };
+                let tool = tool.clone();
+                let arguments = params.arguments.filter(|a| a.get() != "null");
+                if arguments.is_some_and(|a| a.get().as_bytes().first() != Some(&b'{')) {
+                    return reply_error(
+                        Some(id_raw),
+                        error_code::INVALID_PARAMS,
+                        "invalid params: `params.arguments` must be an object of the tool's parameters",
+                    );
+                }
+                let progress = meta.and_then(|m| m.progress_token);
+                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless })
+            }
+            _ => unreachable!("every protocol method is matched above"),
+        }
+    }
+
+    fn initialize(&mut self, id_raw: &str, params: &Params<'_>) -> Action {
+        if let Some(version) = self.negotiated {
+            let message = format!(
+                "invalid request: this connection is already initialized (protocol version {version}); \
+                 open a new connection to start another session"
+            );
+            return reply_error(Some(id_raw), error_code::INVALID_REQUEST, &message);
+        }
+        let Some(requested) = params.protocol_version.and_then(json_str) else {
+            return reply_error(
+                Some(id_raw),
+                error_code::INVALID_PARAMS,
+                "invalid params: initialize needs `params.protocolVersion`, a string such as \"2025-06-18\"",
+            );
+        };
+        let version = SESSION_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(LATEST_SESSION_VERSION);
+        self.negotiated = Some(version);
+        tracing::debug!(requested = %requested, version, "session initialized");
+        let mut result = String::with_capacity(256);
+        result.push_str(r#"{"protocolVersion":""#);
+        result.push_str(version);
+        result.push_str(r#"","capabilities":{"tools":{"listChanged":false},"logging":{}},"serverInfo":"#);
+        result.push_str(&self.core.server_info);
+        if let Some(instructions) = &self.core.instructions {
+            result.push_str(r#","instructions":"#);
+            push_json_str(&mut result, instructions);
+        }
+        result.push('}');
+        Action::Reply(protocol::result_response(id_raw, &result))
+    }
+
+    fn discover_result(&self) -> String {
+        let mut result = String::with_capacity(256);
+        result.push_str(r#"{"supportedVersions":["#);
+        for (i, v) in STATELESS_VERSIONS.iter().enumerate() {
+            if i > 0 {
+                result.push(',');
+            }
+            push_json_str(&mut result, v);
+        }
+        result.push_str(r#"],"capabilities":{"tools":{"listChanged":false}},"serverInfo":"#);
+        result.push_str(&self.core.server_info);
+        if let Some(instructions) = &self.core.instructions {
+            result.push_str(r#","instructions":"#);
+            push_json_str(&mut result, instructions);
+        }
+        result.push_str(&format!(r#","ttlMs":{LIST_TTL_MS},"cacheScope":"public""#));
+        result.push_str(&self.core.stateless_suffix);
+        result.push('}');
+        result
+    }
+
+    fn set_level(&mut self, id_raw: &str, params: &Params<'_>) -> Action {
+        let level = params.level.and_then(|raw| serde_json::from_str::<LogLevel>(raw.get()).ok());
+        let Some(level) = level else {
+            let got = params.level.map_or("nothing", |l| l.get());
+            let message = format!(
+                "invalid params: `params.level` must be one of \"debug\", \"info\", \"notice\", \"warning\", \
+                 \"error\", \"critical\", \"alert\", \"emergency\"; got {got}"
+            );
+            return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+        };
+        self.log_level = level;
+        if let Some(handle) = &self.handle {
+            handle.set_min_log_level(level);
+        }
+        Action::Reply(protocol::result_response(id_raw, "{}"))
+    }
+
+    fn list_tools(&self, id_raw: &str, params: &Params<'_>, stateless: bool) -> Action {
+        let registry = &self.core.registry;
+        let page_size = self.core.tools_page_size;
+        let offset = match params.cursor.filter(|c| c.get() != "null") {
+            None => 0,
+            Some(raw) => {
+                let decoded = json_str(raw).and_then(|c| registry::decode_cursor(&c, page_size, registry.len()));
+                let Some(offset) = decoded else {
+                    let message = format!(
+                        "invalid params: `params.cursor` {} is not a cursor this server issued; \
+                         start again without a cursor",
+                        raw.get()
+                    );
+                    return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+                };
+                offset
+            }
+        };
+        let tools = registry.list_json(offset, page_size);
+        let mut result = String::with_capacity(tools.len() + 200);
+        result.push_str(r#"{"tools":"#);
+        result.push_str(&tools);
+        if offset + page_size < registry.len() {
+            result.push_str(r#","nextCursor":"#);
+            push_json_str(&mut result, &registry::encode_cursor(offset + page_size));
+        }
+        if stateless {
+            result.push_str(&format!(r#","ttlMs":{LIST_TTL_MS},"cacheScope":"public""#));
+            result.push_str(&self.core.stateless_suffix);
+        }
+        result.push('}');
+        Action::Reply(protocol::result_response(id_raw, &result))
+    }
+
+    fn session_handle(&mut self) -> SessionHandle {
+        if let Some(handle) = &self.handle {
+            return handle.clone();
+        }
+        let (tx, rx) = mpsc::channel(NOTIFICATION_BUFFER);
+        let handle = SessionHandle::new(tx);
+        handle.set_min_log_level(self.log_level);
+        self.notifications = Some(rx);
+        self.handle = Some(handle.clone());
+        handle
+    }
+
+    fn start_call(
+        &mut self,
+        id_raw: &str,
+        id: RequestId,
+        tool: Arc<Tool>,
+        arguments: Option<&RawValue>,
+        progress: Option<&RawValue>,
+        mode: CallMode,
+    ) -> Action {
+        let token = CancellationToken::new();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let context =
+            RequestContext::new(id.clone(), progress.map(RawValue::to_owned), token.clone(), self.session_handle());
+        let call = ToolCall::new(arguments.map(RawValue::to_owned), context, self.core.state.clone());
+        if let Some((_, previous)) = self.in_flight.insert(id.clone(), (seq, token.clone())) {
+            // A client reusing an id in flight can no longer cancel the first call.
+            tracing::debug!(request = %id, "request id reused while the first call is still running");
+            drop(previous);
+        }
+        let id_raw: Box<str> = id_raw.into();
+        let core = self.core.clone();
+        let span = tracing::debug_span!("request", id = %id, tool = tool.name());
+        let future: CallFuture = Box::pin(
+            async move {
+                let outcome = tokio::select! {
+                    biased;
+                    _ = token.cancelled() => None,
+                    outcome = run_tool(&tool, call) => Some(outcome),
+                };
+                let response = outcome.map(|outcome| match mode {
+                    CallMode::Mcp { stateless } => mcp_result(&id_raw, &tool, outcome, stateless.then_some(&*core)),
+                    CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),
+                });
+                CallDone { id, seq, response }
+            }
+            .instrument(span),
+        );
+        Action::Call(future)
+    }
+}
+
+/// Runs the tool; a panic, whether building the future or polling it,
+/// becomes [`CallError::Panicked`] so the connection and other calls go on.
+async fn run_tool(tool: &Tool, call: ToolCall) -> Result<ToolOutput, CallError> {
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(call))) {
+        Ok(future) => future,
+        Err(payload) => return Err(panicked(tool, payload)),
+    };
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => Err(panicked(tool, payload)),
+    }
+}
+
+fn panicked(tool: &Tool, payload: Box<dyn std::any::Any + Send>) -> CallError {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    };
+    tracing::error!(tool = tool.name(), panic = %text, "tool panicked; the call gets an error result");
+    CallError::Panicked(format!("the tool panicked: {text}"))
+}
+
+/// A `CallToolResult`. With an output schema the JSON goes out twice, as
+/// `structuredContent` and as text for clients older than 2025-06-18;
+/// without one only as text, a JSON string unquoted.
+fn mcp_result(
+    id_raw: &str,
+    tool: &Tool,
+    outcome: Result<ToolOutput, CallError>,
+    stateless: Option<&ServerCore>,
+) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    out.push_str(id_raw);
+    out.push_str(r#","result":{"content":[{"type":"text","text":"#);
+    match &outcome {
+        Ok(output) => {
+            let json = output.json.get();
+            let structured = tool.output_schema().is_some();
+            out.reserve(json.len() * if structured { 2 } else { 1 } + 64);
+            if !structured && json.starts_with('"') {
+                // Already a JSON string literal: exactly the text we want.
+                out.push_str(json);
+            } else {
+                push_json_str(&mut out, json);
+            }
+            out.push_str("}]");
+            if structured {
+                out.push_str(r#","structuredContent":"#);
+                out.push_str(json);
+            }
+            out.push_str(r#","isError":false"#);
+        }
+        Err(e) => {
+            log_call_error(tool, e);
+            push_json_str(&mut out, e.message());
+            out.push_str(r#"}],"isError":true"#);
+        }
+    }
+    if let Some(core) = stateless {
+        out.push_str(&core.stateless_suffix);
+    }
+    out.push_str("}}");
+    out
+}
+
+/// The Python Dewey's direct-call shape: the tool's JSON is the result.
+fn legacy_result(id_raw: &str, tool: &Tool, outcome: Result<ToolOutput, CallError>) -> String {
+    match outcome {
+        Ok(output) => protocol::result_response(id_raw, output.json.get()),
+        Err(e) => {
+            log_call_error(tool, &e);
+            let code = match e {
+                CallError::InvalidArguments(_) => error_code::INVALID_PARAMS,
+                CallError::Tool(_) => error_code::TOOL_ERROR,
+                CallError::Panicked(_) | CallError::Internal(_) => error_code::INTERNAL_ERROR,
+            };
+            protocol::error_response(Some(id_raw), code, e.message(), None)
+        }
+    }
+}
+
+fn log_call_error(tool: &Tool, e: &CallError) {
+    match e {
+        CallError::InvalidArguments(m) => tracing::debug!(tool = tool.name(), error = %m, "invalid arguments"),
+        CallError::Tool(m) => tracing::debug!(tool = tool.name(), error = %m, "tool returned an error"),
+        CallError::Internal(m) => tracing::warn!(tool = tool.name(), error = %m, "tool call failed inside the server"),
+        // Already logged with the payload where it was caught.
+        CallError::Panicked(_) => {}
+    }
+}
+
+fn reply_error(id_raw: Option<&str>, code: i32, message: &str) -> Action {
+    Action::Reply(protocol::error_response(id_raw, code, message, None))
+}
+
+fn unsupported_version(id_raw: &str, requested: &str) -> Action {
+    let mut data = String::from(r#"{"supported":["#);
+    for (i, v) in STATELESS_VERSIONS.iter().enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        push_json_str(&mut data, v);
+    }
+    data.push_str(r#"],"requested":"#);
+    push_json_str(&mut data, requested);
+    data.push('}');
+    let message = format!(
+        "unsupported protocol version {requested:?}: requests carrying a version in _meta are served for {}; \
+         versions {} to {LATEST_SESSION_VERSION} use `initialize`",
+        STATELESS_VERSIONS.join(", "),
+        SESSION_VERSIONS[0],
+    );
+    Action::Reply(protocol::error_response(
+        Some(id_raw),
+        error_code::UNSUPPORTED_PROTOCOL_VERSION,
+        &message,
+        Some(&data),
+    ))
+}
+
+/// -32700 for text that is not JSON; -32600 for JSON that is not a single
+/// request object (including batches, see the module docs).
+fn unparsable(text: &str, e: &serde_json::Error) -> String {
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        let message = format!("parse error: the message is not valid JSON ({e})");
+        return protocol::error_response(None, error_code::PARSE_ERROR, &message, None);
+    }
+    let message = if text.trim_start().starts_with('[') {
+        "invalid request: JSON-RPC batches are not supported (MCP 2025-06-18 removed them); \
+         send one request per WebSocket message"
+            .to_owned()
+    } else if text.trim_start().starts_with('{') {
+        format!("invalid request: {}", strip_position(&e.to_string()))
+    } else {
+        "invalid request: a JSON-RPC message must be a JSON object".to_owned()
+    };
+    protocol::error_response(None, error_code::INVALID_REQUEST, &message, None)
+}
+
+/// serde_json's " at line 1 column 17" means nothing to someone who sent one line.
+fn strip_position(message: &str) -> &str {
+    message.rfind(" at line ").map_or(message, |i| &message[..i])
+}

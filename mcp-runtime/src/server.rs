@@ -1,0 +1,502 @@
+//! Building, binding, serving and shutting down an MCP server, and `run()`,
+//! the whole `main` of a tool binary.
+
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::catalog;
+use crate::dispatch::ServerCore;
+use crate::error::Error;
+use crate::extract::{self, StateMap};
+use crate::registry::Registry;
+use crate::tool::{self, Tool, ToolFactory};
+use crate::transport::{self, TransportConfig};
+
+const DEFAULT_TOOLS_PAGE_SIZE: usize = 100;
+const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Entry point: `Server::builder("name", "1.0.0")`.
+#[derive(Debug)]
+pub struct Server {
+    _private: (),
+}
+
+impl Server {
+    pub fn builder(name: impl Into<String>, version: impl Into<String>) -> ServerBuilder {
+        ServerBuilder {
+            name: name.into(),
+            version: version.into(),
+            instructions: None,
+            tools: Vec::new(),
+            state: StateMap::default(),
+            default_port: 0,
+            tools_page_size: None,
+            max_message_size: None,
+            max_in_flight: None,
+            max_connections: None,
+            ping_interval: None,
+            shutdown_grace: None,
+        }
+    }
+}
+
+/// Collects tools, state and limits. Nothing is checked until
+/// [`ServerBuilder::bind`] (or [`ServerBuilder::run`]), which fails on
+/// duplicate tool names and on missing `State<T>`.
+///
+/// Limits can also come from the environment, which wins over the builder
+/// so operators can tune a binary without rebuilding it: `MCP_TOOLS_PAGE_SIZE`,
+/// `MCP_MAX_MESSAGE_SIZE` (bytes), `MCP_MAX_IN_FLIGHT`, `MCP_MAX_CONNECTIONS`,
+/// `MCP_PING_INTERVAL_SECS` (0 turns keepalive off), `MCP_SHUTDOWN_GRACE_SECS`.
+pub struct ServerBuilder {
+    name: String,
+    version: String,
+    instructions: Option<String>,
+    tools: Vec<Tool>,
+    state: StateMap,
+    default_port: u16,
+    tools_page_size: Option<usize>,
+    max_message_size: Option<usize>,
+    max_in_flight: Option<usize>,
+    max_connections: Option<usize>,
+    ping_interval: Option<Duration>,
+    shutdown_grace: Option<Duration>,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("tools", &self.tools.iter().map(Tool::name).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// Adds every `#[mcp_tool]` linked into the binary, sorted by name so the
+    /// listing order does not depend on the linker.
+    pub fn discover_tools(mut self) -> Self {
+        let mut found: Vec<Tool> = tool::discovered_tools().collect();
+        found.sort_by(|a, b| a.name().cmp(b.name()));
+        self.tools.extend(found);
+        self
+    }
+
+    /// Adds one `#[mcp_tool]` explicitly: `.tool::<add>()`.
+    pub fn tool<T: ToolFactory>(mut self) -> Self {
+        self.tools.push(T::tool());
+        self
+    }
+
+    /// Adds an already-built [`Tool`] (for example from [`Tool::from_parts`]).
+    pub fn add_tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Shared state for tools taking `State<T>`; one value per type.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Text `initialize` and `server/discover` return to tell the model how to use the tools.
+    pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
+        self.instructions = Some(instructions.into());
+        self
+    }
+
+    /// The port [`ServerBuilder::run`] listens on when `MCP_PORT` is unset.
+    pub fn default_port(mut self, port: u16) -> Self {
+        self.default_port = port;
+        self
+    }
+
+    /// Tools per `tools/list` page (default 100).
+    pub fn tools_page_size(mut self, size: usize) -> Self {
+        self.tools_page_size = Some(size);
+        self
+    }
+
+    /// Largest accepted message (and frame), in bytes (default 16 MiB); bigger ones close the connection with 1009.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = Some(bytes);
+        self
+    }
+
+    /// Calls one connection may have running before the server stops reading from it (default 64).
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = Some(calls);
+        self
+    }
+
+    /// Open connections before new ones are refused with HTTP 503 (default 10,000).
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = Some(connections);
+        self
+    }
+
+    /// Keepalive ping period (default 30 s); a peer that has sent nothing by
+    /// the next ping is dropped. `Duration::ZERO` turns keepalive off.
+    pub fn ping_interval(mut self, period: Duration) -> Self {
+        self.ping_interval = Some(period);
+        self
+    }
+
+    /// How long shutdown waits for calls in flight (default 10 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = Some(grace);
+        self
+    }
+
+    /// The Markdown tool catalog (what `--list-tools` prints).
+    pub fn catalog_markdown(&self) -> Result<String, Error> {
+        let registry = Registry::build(self.tools.clone(), None)?;
+        Ok(catalog::markdown(
+            &self.name,
+            &self.version,
+            self.instructions.as_deref(),
+            registry.tools().iter().map(|t| &**t),
+        ))
+    }
+
+    /// Checks the tools and opens the listening socket.
+    pub async fn bind<A: ToSocketAddrs + fmt::Display>(self, addr: A) -> Result<BoundServer, Error> {
+        let tools_page_size = setting("MCP_TOOLS_PAGE_SIZE", self.tools_page_size, DEFAULT_TOOLS_PAGE_SIZE)?;
+        let max_message_size = setting("MCP_MAX_MESSAGE_SIZE", self.max_message_size, DEFAULT_MAX_MESSAGE_SIZE)?;
+        let max_in_flight = setting("MCP_MAX_IN_FLIGHT", self.max_in_flight, DEFAULT_MAX_IN_FLIGHT)?;
+        let max_connections = setting("MCP_MAX_CONNECTIONS", self.max_connections, DEFAULT_MAX_CONNECTIONS)?;
+        let ping_secs = env_value::<u64>("MCP_PING_INTERVAL_SECS")?.map(Duration::from_secs);
+        let ping_interval = ping_secs.or(self.ping_interval).unwrap_or(DEFAULT_PING_INTERVAL);
+        let grace_secs = env_value::<u64>("MCP_SHUTDOWN_GRACE_SECS")?.map(Duration::from_secs);
+        let shutdown_grace = grace_secs.or(self.shutdown_grace).unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        for (what, value) in [
+            ("tools page size (MCP_TOOLS_PAGE_SIZE)", tools_page_size),
+            ("maximum message size (MCP_MAX_MESSAGE_SIZE)", max_message_size),
+            ("calls in flight per connection (MCP_MAX_IN_FLIGHT)", max_in_flight),
+            ("connection limit (MCP_MAX_CONNECTIONS)", max_connections),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("the {what} must be at least 1")));
+            }
+        }
+
+        let registry = Registry::build(self.tools, Some(&self.state))?;
+        let core = ServerCore::new(
+            self.name,
+            self.version,
+            self.instructions,
+            registry,
+            extract::freeze(self.state),
+            tools_page_size,
+        );
+        let config = TransportConfig {
+            max_message_size,
+            max_in_flight,
+            ping_interval: (!ping_interval.is_zero()).then_some(ping_interval),
+            shutdown_grace,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            max_connections,
+        };
+        let addr_text = addr.to_string();
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: addr_text.clone(), source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr: addr_text, source })?;
+        Ok(BoundServer {
+            listener,
+            local_addr,
+            core: Arc::new(core),
+            config: Arc::new(config),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The whole `main` of a tool binary; see the crate docs. Returns the
+    /// process exit code: 0 after a clean shutdown or `--list-tools`.
+    pub async fn run(self) -> ExitCode {
+        let program = std::env::args().next().unwrap_or_else(|| "server".to_owned());
+        let mut list_tools = false;
+        for arg in std::env::args().skip(1) {
+            match arg.as_str() {
+                "--list-tools" => list_tools = true,
+                "-h" | "--help" => {
+                    println!("{}", usage(&program, &self.name, &self.version));
+                    return ExitCode::SUCCESS;
+                }
+                other => {
+                    eprintln!("error: unknown argument `{other}`\n\n{}", usage(&program, &self.name, &self.version));
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        if list_tools {
+            return match self.catalog_markdown() {
+                Ok(markdown) => {
+                    print!("{markdown}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+
+        init_tracing();
+        raise_open_file_limit();
+        let host = std::env::var("MCP_HOST").unwrap_or_else(|_| "0.0.0.0".to_owned());
+        let port = match std::env::var("MCP_PORT") {
+            Err(_) => self.default_port,
+            Ok(text) => match text.trim().parse::<u16>() {
+                Ok(port) => port,
+                Err(_) => {
+                    eprintln!("error: MCP_PORT must be a port number from 0 to 65535, got {text:?}");
+                    return ExitCode::from(2);
+                }
+            },
+        };
+        let addr = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let bound = match self.bind(addr).await {
+            Ok(bound) => bound,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // The one line on stdout: scripts and tests wait for it.
+        println!("listening on ws://{}", bound.local_addr());
+        let _ = std::io::stdout().flush();
+        tracing::info!(addr = %bound.local_addr(), tools = bound.core.registry.len(), "MCP server listening");
+
+        let shutdown = bound.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received; finishing calls in flight");
+            shutdown.shutdown();
+        });
+        match bound.serve().await {
+            Ok(()) => {
+                tracing::info!("server stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// A server with its socket open, ready to [`serve`](BoundServer::serve).
+pub struct BoundServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    core: Arc<ServerCore>,
+    config: Arc<TransportConfig>,
+    shutdown: CancellationToken,
+}
+
+impl fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundServer").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+impl BoundServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { token: self.shutdown.clone() }
+    }
+
+    /// Accepts connections until shut down, then lets calls in flight finish
+    /// (up to the grace period), closes every connection with 1001 and returns.
+    pub async fn serve(self) -> Result<(), Error> {
+        let BoundServer { listener, local_addr: _, core, config, shutdown } = self;
+        let tracker = TaskTracker::new();
+        let open = Arc::new(AtomicUsize::new(0));
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before
+                    // accept: keep serving, but do not spin on it.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let slot = ConnectionSlot::take(&open, config.max_connections);
+            let connection = transport::serve_connection(
+                core.clone(),
+                config.clone(),
+                stream,
+                slot.is_some(),
+                shutdown.child_token(),
+            );
+            tracker.spawn(
+                async move {
+                    connection.await;
+                    drop(slot);
+                }
+                .instrument(tracing::info_span!("connection", %peer)),
+            );
+        }
+        drop(listener);
+        tracker.close();
+        let open_now = open.load(Ordering::Relaxed);
+        if open_now > 0 {
+            tracing::info!(connections = open_now, "waiting for connections to finish");
+        }
+        // Connections stop on their own within the grace period; the margin
+        // covers closing handshakes with slow peers.
+        if tokio::time::timeout(config.shutdown_grace + Duration::from_secs(5), tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close in time; leaving them");
+        }
+        Ok(())
+    }
+}
+
+/// Triggers graceful shutdown of a [`BoundServer`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    token: CancellationToken,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.token.cancel();
+    }
+
+    pub fn is_shutdown(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// One counted connection; the count drops with it.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl ConnectionSlot {
+    fn take(open: &Arc<AtomicUsize>, limit: usize) -> Option<ConnectionSlot> {
+        let mut current = open.load(Ordering::Relaxed);
+        loop {
+            if current >= limit {
+                return None;
+            }
+            match open.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(ConnectionSlot(open.clone())),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn env_value<T: FromStr>(name: &str) -> Result<Option<T>, Error> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(text) => text.trim().parse::<T>().map(Some).map_err(|_| {
+            Error::Config(format!("environment variable {name} must be a non-negative whole number, got {text:?}"))
+        }),
+    }
+}
+
+fn setting(env: &str, builder: Option<usize>, default: usize) -> Result<usize, Error> {
+    Ok(env_value::<usize>(env)?.or(builder).unwrap_or(default))
+}
+
+fn usage(program: &str, name: &str, version: &str) -> String {
+    format!(
+        "{name} {version}: an MCP server over WebSocket\n\n\
+         Usage: {program} [--list-tools]\n\n\
+         Options:\n  \
+           --list-tools  print the tool catalog as Markdown and exit\n  \
+           -h, --help    print this help\n\n\
+         Environment:\n  \
+           MCP_HOST                 address to listen on (default 0.0.0.0)\n  \
+           MCP_PORT                 port to listen on (0 picks a free one)\n  \
+           RUST_LOG                 log filter for stderr (default info)\n  \
+           MCP_TOOLS_PAGE_SIZE      tools per tools/list page (default 100)\n  \
+           MCP_MAX_MESSAGE_SIZE     largest message in bytes (default 16777216)\n  \
+           MCP_MAX_IN_FLIGHT        running calls per connection (default 64)\n  \
+           MCP_MAX_CONNECTIONS      open connections (default 10000)\n  \
+           MCP_PING_INTERVAL_SECS   keepalive period, 0 = off (default 30)\n  \
+           MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown (default 10)"
+    )
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A subscriber installed by the application first wins.
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+}
+
+/// Each connection is a file descriptor; the usual soft limit of 1024 would
+/// cap the server far below its connection limit.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(limit = ?limit.maximum, "raised the open file limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,342 @@
+//! The WebSocket side of a connection: handshake (subprotocol, connection
+//! limit), then one task that reads frames, runs that connection's calls and
+//! writes responses and notifications.
+//!
+//! The calls of a connection run inside its own task (a `FuturesUnordered`)
+//! rather than as spawned tasks: no cross-thread wake-ups per call, and
+//! dropping the connection drops its calls. Reading stops while the
+//! connection has `max_in_flight` calls running, so a flood meets TCP
+//! backpressure instead of growing memory. Writes are fed to the socket
+//! buffer and flushed only when nothing else is ready, which batches
+//! responses under load without delaying a lone one.
+
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{Action, CallDone, CallFuture, ServerCore, Session};
+
+/// The subprotocol MCP clients offer (the TypeScript client insists on it).
+const SUBPROTOCOL: &str = "mcp";
+
+/// How long the closing handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connection settings, resolved once by the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct TransportConfig {
+    pub(crate) max_message_size: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+impl TransportConfig {
+    fn websocket(&self) -> WebSocketConfig {
+        // tungstenite's defaults (128 KiB read buffer, 128 KiB write target)
+        // would cost ~128 KiB per idle connection; small buffers grow when a
+        // big message actually arrives.
+        WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(16 * 1024)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Handshake, then the connection loop. `admitted` is false when the server
+/// is at its connection limit: the client then gets an HTTP 503 with a
+/// reason instead of a WebSocket.
+pub(crate) async fn serve_connection(
+    core: Arc<ServerCore>,
+    config: Arc<TransportConfig>,
+    stream: TcpStream,
+    admitted: bool,
+    shutdown: CancellationToken,
+) {
+    // Responses are small and latency matters more than packet count.
+    let _ = stream.set_nodelay(true);
+    let max_connections = config.max_connections;
+    let negotiate = move |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
+        if !admitted {
+            let mut refusal = ErrorResponse::new(Some(format!(
+                "this MCP server is at its limit of {max_connections} connections; retry later\n"
+            )));
+            *refusal.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            refusal.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Err(refusal);
+        }
+        if offers_subprotocol(request) {
+            response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+        }
+        Ok(response)
+    };
+    let handshake = accept_hdr_async_with_config(stream, negotiate, Some(config.websocket()));
+    let ws = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        handshake = tokio::time::timeout(config.handshake_timeout, handshake) => match handshake {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                if admitted {
+                    tracing::debug!(error = %e, "WebSocket handshake failed");
+                } else {
+                    tracing::warn!(max_connections, "refused a connection: at the connection limit");
+                }
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("WebSocket handshake timed out");
+                return;
+            }
+        },
+    };
+    tracing::debug!("connection open");
+    Connection::new(core, config, shutdown).run(ws).await;
+    tracing::debug!("connection closed");
+}
+
+fn offers_subprotocol(request: &Request) -> bool {
+    request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL)
+}
+
+enum Event {
+    Frame(Option<Result<Message, WsError>>),
+    Done(CallDone),
+    Notification(String),
+    WriteFailed(WsError),
+    PingDue,
+    Shutdown,
+    GraceOver,
+}
+
+/// Why the loop ended, and so how to close.
+enum Ending {
+    /// The peer is gone or the socket failed: nothing to say.
+    Dropped,
+    /// Send this close frame, then wait briefly for the peer's.
+    Close(CloseCode, String),
+    /// Send this close frame and stop reading (the read side is unusable).
+    CloseNow(CloseCode, String),
+}
+
+struct Connection {
+    session: Session,
+    config: Arc<TransportConfig>,
+    shutdown: CancellationToken,
+    calls: FuturesUnordered<CallFuture>,
+    /// Frames fed to tungstenite but not yet flushed to the socket.
+    dirty: bool,
+}
+
+impl Connection {
+    fn new(core: Arc<ServerCore>, config: Arc<TransportConfig>, shutdown: CancellationToken) -> Connection {
+        Connection { session: Session::new(core), config, shutdown, calls: FuturesUnordered::new(), dirty: false }
+    }
+
+    async fn run(mut self, mut ws: Ws) {
+        let ending = self.serve(&mut ws).await;
+        // Whatever ended the connection ends its calls: tokens first, so tools
+        // watching them see the cancellation, then drop the futures.
+        self.session.cancel_all();
+        self.calls.clear();
+        let (frame, wait_for_peer) = match ending {
+            Ending::Dropped => return,
+            Ending::Close(code, reason) => (CloseFrame { code, reason: reason.into() }, true),
+            Ending::CloseNow(code, reason) => (CloseFrame { code, reason: reason.into() }, false),
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            ws.close(Some(frame)).await?;
+            if wait_for_peer {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+            Ok::<(), WsError>(())
+        })
+        .await;
+    }
+
+    async fn serve(&mut self, ws: &mut Ws) -> Ending {
+        let mut ping: Option<Interval> = self.config.ping_interval.map(|period| {
+            let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        let mut awaiting_pong = false;
+        let mut draining = false;
+        let mut grace: Option<Pin<Box<Sleep>>> = None;
+        let shutdown = self.shutdown.clone();
+        let mut shutdown_signal = pin!(shutdown.cancelled());
+        loop {
+            let event = poll_fn(|cx| {
+                // Notifications first: a tool's progress must reach the
+                // client before that tool's response.
+                if let Some(rx) = self.session.notifications()
+                    && let Poll::Ready(Some(text)) = rx.poll_recv(cx)
+                {
+                    return Poll::Ready(Event::Notification(text));
+                }
+                if !self.calls.is_empty()
+                    && let Poll::Ready(Some(done)) = self.calls.poll_next_unpin(cx)
+                {
+                    return Poll::Ready(Event::Done(done));
+                }
+                if !draining
+                    && self.calls.len() < self.config.max_in_flight
+                    && let Poll::Ready(frame) = ws.poll_next_unpin(cx)
+                {
+                    return Poll::Ready(Event::Frame(frame));
+                }
+                if self.dirty {
+                    match ws.poll_flush_unpin(cx) {
+                        Poll::Ready(Ok(())) => self.dirty = false,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Event::WriteFailed(e)),
+                        Poll::Pending => {}
+                    }
+                }
+                if !draining && shutdown_signal.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Shutdown);
+                }
+                if let Some(ping) = &mut ping
+                    && ping.poll_tick(cx).is_ready()
+                {
+                    return Poll::Ready(Event::PingDue);
+                }
+                if let Some(grace) = &mut grace
+                    && grace.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Event::GraceOver);
+                }
+                Poll::Pending
+            })
+            .await;
+
+            let result = match event {
+                Event::Frame(None) => return Ending::Dropped,
+                Event::Frame(Some(Err(e))) => return read_error(e),
+                Event::Frame(Some(Ok(message))) => {
+                    awaiting_pong = false;
+                    match message {
+                        Message::Text(text) => match self.session.handle_text(text.as_str()) {
+                            Action::Nothing => Ok(()),
+                            Action::Reply(reply) => self.send(ws, reply).await,
+                            Action::Call(call) => {
+                                self.calls.push(call);
+                                Ok(())
+                            }
+                        },
+                        Message::Binary(_) => {
+                            return Ending::Close(
+                                CloseCode::Unsupported,
+                                "binary frames are not supported: send each JSON-RPC message as one text frame"
+                                    .to_owned(),
+                            );
+                        }
+                        // tungstenite queued the pong / close reply; flush it.
+                        Message::Ping(_) | Message::Close(_) => {
+                            self.dirty = true;
+                            Ok(())
+                        }
+                        Message::Pong(_) | Message::Frame(_) => Ok(()),
+                    }
+                }
+                Event::Done(done) => {
+                    self.session.call_finished(&done);
+                    let mut result = Ok(());
+                    if let Some(response) = done.response {
+                        result = self.drain_notifications(ws).await;
+                        if result.is_ok() {
+                            result = self.send(ws, response).await;
+                        }
+                    }
+                    if draining && self.calls.is_empty() {
+                        let _ = ws.flush().await;
+                        return shutting_down();
+                    }
+                    result
+                }
+                Event::Notification(text) => self.send(ws, text).await,
+                Event::WriteFailed(e) => Err(e),
+                Event::PingDue => {
+                    if awaiting_pong {
+                        tracing::debug!("peer did not answer the keepalive ping; dropping the connection");
+                        return Ending::Dropped;
+                    }
+                    awaiting_pong = true;
+                    self.feed(ws, Message::Ping(Default::default())).await
+                }
+                Event::Shutdown => {
+                    draining = true;
+                    if self.calls.is_empty() {
+                        return shutting_down();
+                    }
+                    grace = Some(Box::pin(tokio::time::sleep(self.config.shutdown_grace)));
+                    Ok(())
+                }
+                Event::GraceOver => {
+                    tracing::warn!(calls = self.calls.len(), "shutdown grace period over; cancelling calls in flight");
+                    return shutting_down();
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "write failed; dropping the connection");
+                return Ending::Dropped;
+            }
+        }
+    }
+
+    async fn send(&mut self, ws: &mut Ws, text: String) -> Result<(), WsError> {
+        self.feed(ws, Message::text(text)).await
+    }
+
+    async fn feed(&mut self, ws: &mut Ws, message: Message) -> Result<(), WsError> {
+        self.dirty = true;
+        ws.feed(message).await
+    }
+
+    async fn drain_notifications(&mut self, ws: &mut Ws) -> Result<(), WsError> {
+        while let Some(text) = self.session.notifications().and_then(|rx| rx.try_recv().ok()) {
+            self.send(ws, text).await?;
+        }
+        Ok(())
+    }
+}
+
+fn shutting_down() -> Ending {
+    Ending::Close(CloseCode::Away, "server shutting down".to_owned())
+}
+
+fn read_error(e: WsError) -> Ending {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Ending::CloseNow(CloseCode::Size, format!("message of {size} bytes is over the limit of {max_size} bytes"))
+        }
+        WsError::Utf8(_) => Ending::CloseNow(CloseCode::Invalid, "text frame is not valid UTF-8".to_owned()),
+        e => {
+            tracing::debug!(error = %e, "connection failed");
+            Ending::Dropped
+        }
+    }
+}
