@@ -1,1 +1,54 @@
-fn main() {}
+//! `dewey`: the Dewey MCP server. SQLite in ./dewey-data with no set-up;
+//! PostgreSQL when DATABASE_URL is set. See the crate README.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use dewey::{MessageFiles, Storage, StorageConfig};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Listing the tools or printing help must not create a database.
+    if std::env::args().skip(1).any(|a| a.starts_with('-')) {
+        return dewey::tools().run().await;
+    }
+    let config = match StorageConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let files = match std::env::var_os("DEWEY_FILES_DIR").map(PathBuf::from) {
+        None => MessageFiles::disabled(),
+        Some(dir) => match MessageFiles::within(&dir) {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("error: DEWEY_FILES_DIR={} cannot be used: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let storage = match Storage::open(&config).await {
+        Ok(storage) => storage,
+        Err(e) => {
+            eprintln!("error: cannot open the {} storage: {e}", backend_name(&config));
+            return ExitCode::FAILURE;
+        }
+    };
+    match &config {
+        StorageConfig::Postgres { .. } => eprintln!("dewey: storage postgres (DATABASE_URL)"),
+        StorageConfig::Sqlite { path } => eprintln!("dewey: storage sqlite at {}", path.display()),
+    }
+    if let Some(root) = files.root() {
+        eprintln!("dewey: messages_file reads inside {}", root.display());
+    }
+    dewey::server(storage, files).run().await
+}
+
+fn backend_name(config: &StorageConfig) -> &'static str {
+    match config {
+        StorageConfig::Postgres { .. } => "PostgreSQL",
+        StorageConfig::Sqlite { .. } => "SQLite",
+    }
+}
