@@ -4,6 +4,7 @@
 //! results as Markdown tables for the README.
 
 mod bare_server;
+mod client_calls;
 mod frames;
 mod idle;
 mod load;
@@ -18,7 +19,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::load::{Measurement, Shape};
-use crate::report::{ClientSection, Report, ResponseFrames, ThroughputRow};
+use crate::report::{ClientRow, Report, ResponseFrames, ThroughputRow};
 use crate::server_process::{ServerProcess, ServerPrograms, Target};
 
 /// Runs before each measured window; not counted.
@@ -28,6 +29,9 @@ const RUNS: usize = 2;
 
 const THROUGHPUT_SHAPES: [Shape; 2] = [Shape { connections: 1, in_flight: 1 }, Shape { connections: 32, in_flight: 4 }];
 const CLIENT_IN_FLIGHT: [usize; 3] = [1, 16, 256];
+
+const RUNTIME: Driver = Driver::LoadGenerator(Target::Runtime);
+const BARE: Driver = Driver::LoadGenerator(Target::Bare);
 
 #[derive(Parser)]
 #[command(version, about = "Benchmark mcp-runtime's server and client against a bare WebSocket loop")]
@@ -134,11 +138,11 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         report.response_frames = Some(servers.response_frames().await?);
         if wants(Section::Throughput) {
             for shape in THROUGHPUT_SHAPES {
-                bench.best_of(&servers, shape, &[Target::Runtime, Target::Bare]).await?;
+                bench.best_of(&servers, shape, &[RUNTIME, BARE]).await?;
                 report.throughput.push(ThroughputRow {
                     shape,
-                    runtime: bench.best[&(Target::Runtime, shape)].clone(),
-                    bare: bench.best[&(Target::Bare, shape)].clone(),
+                    runtime: bench.get(RUNTIME, shape),
+                    bare: bench.get(BARE, shape),
                 });
             }
         }
@@ -162,9 +166,21 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The client section waits for `mcp_runtime::client::Client`.
-async fn client_section(_bench: &mut Bench, _servers: &Servers) -> anyhow::Result<ClientSection> {
-    Ok(ClientSection::NotAvailable("mcp_runtime::client::Client has not landed yet".to_owned()))
+/// The client against the load generator on the same shapes (one
+/// connection), with the bare loop beside them as the ceiling.
+async fn client_section(bench: &mut Bench, servers: &Servers) -> anyhow::Result<Vec<ClientRow>> {
+    let mut rows = Vec::new();
+    for in_flight in CLIENT_IN_FLIGHT {
+        let shape = Shape { connections: 1, in_flight };
+        bench.best_of(servers, shape, &[Driver::Client, RUNTIME, BARE]).await?;
+        rows.push(ClientRow {
+            in_flight,
+            client: bench.get(Driver::Client, shape),
+            load_generator: bench.get(RUNTIME, shape),
+            bare: bench.get(BARE, shape),
+        });
+    }
+    Ok(rows)
 }
 
 fn locate_programs(cli: &Cli) -> anyhow::Result<ServerPrograms> {
@@ -236,34 +252,61 @@ impl Servers {
     }
 }
 
+/// What produced the calls of a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Driver {
+    /// The raw load generator (module `load`) against a server.
+    LoadGenerator(Target),
+    /// `mcp_runtime::client::Client` against `hello`.
+    Client,
+}
+
+impl Driver {
+    fn label(self) -> String {
+        match self {
+            Driver::LoadGenerator(target) => format!("load generator -> {}", target.label()),
+            Driver::Client => format!("mcp_runtime client -> {}", Target::Runtime.label()),
+        }
+    }
+}
+
 /// Measurements so far, so that a figure two sections need is measured once.
 struct Bench {
     duration: Duration,
-    best: HashMap<(Target, Shape), Measurement>,
+    best: HashMap<(Driver, Shape), Measurement>,
 }
 
 impl Bench {
-    /// Runs `shape` against each target, interleaved, [`RUNS`] times, and
-    /// keeps each target's best; skips what was measured already.
-    async fn best_of(&mut self, servers: &Servers, shape: Shape, targets: &[Target]) -> anyhow::Result<()> {
-        let targets: Vec<Target> = targets.iter().copied().filter(|t| !self.best.contains_key(&(*t, shape))).collect();
+    /// Runs `shape` with each driver, interleaved, [`RUNS`] times, and keeps
+    /// each driver's best; skips what was measured already.
+    async fn best_of(&mut self, servers: &Servers, shape: Shape, drivers: &[Driver]) -> anyhow::Result<()> {
+        let drivers: Vec<Driver> = drivers.iter().copied().filter(|d| !self.best.contains_key(&(*d, shape))).collect();
         for run in 1..=RUNS {
-            for &target in &targets {
-                let server = servers.get(target);
-                let measured = load::run(server.addr, shape, WARMUP, self.duration)
-                    .await
-                    .with_context(|| format!("{shape} against the {}", target.label()))?;
+            for &driver in &drivers {
+                let measured = match driver {
+                    Driver::LoadGenerator(target) => {
+                        load::run(servers.get(target).addr, shape, WARMUP, self.duration).await
+                    }
+                    Driver::Client => {
+                        client_calls::run(&servers.runtime.url(), shape.in_flight, WARMUP, self.duration).await
+                    }
+                }
+                .with_context(|| format!("{shape}, {}", driver.label()))?;
                 eprintln!(
                     "{shape}: {} run {run}/{RUNS}: {:.0} calls/s, p50 {} µs, p99 {} µs",
-                    target.label(),
+                    driver.label(),
                     measured.calls_per_second(),
                     measured.p50_us(),
                     measured.p99_us()
                 );
-                keep_better(&mut self.best, (target, shape), measured);
+                keep_better(&mut self.best, (driver, shape), measured);
             }
         }
         Ok(())
+    }
+
+    fn get(&self, driver: Driver, shape: Shape) -> Measurement {
+        self.best[&(driver, shape)].clone()
     }
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::idle::IdleMemory;
 use crate::load::{Measurement, Shape};
+use crate::server_process::Target;
 
 /// Runtime throughput must reach this share of the bare loop's, in both shapes.
 pub const THROUGHPUT_TARGET: f64 = 0.85;
@@ -22,7 +23,8 @@ pub struct Report {
     pub response_frames: Option<ResponseFrames>,
     pub throughput: Vec<ThroughputRow>,
     pub idle: Vec<IdleMemory>,
-    pub client: Option<ClientSection>,
+    /// `None` when the section was not run.
+    pub client: Option<Vec<ClientRow>>,
 }
 
 /// One `echo` response from each server, ids replaced by `N`.
@@ -41,11 +43,6 @@ impl ThroughputRow {
     pub fn ratio(&self) -> f64 {
         self.runtime.calls_per_second() / self.bare.calls_per_second()
     }
-}
-
-pub enum ClientSection {
-    NotAvailable(String),
-    Measured(Vec<ClientRow>),
 }
 
 pub struct ClientRow {
@@ -125,11 +122,11 @@ impl Report {
             for row in &self.idle {
                 let per = row.kib_per_connection();
                 let verdict = match row.target {
-                    crate::server_process::Target::Runtime if per <= IDLE_TARGET_KIB => "met".to_owned(),
-                    crate::server_process::Target::Runtime => {
+                    Target::Runtime if per <= IDLE_TARGET_KIB => "met".to_owned(),
+                    Target::Runtime => {
                         format!("missed by {:.1} KiB", per - IDLE_TARGET_KIB)
                     }
-                    crate::server_process::Target::Bare => "(reference)".to_owned(),
+                    Target::Bare => "(reference)".to_owned(),
                 };
                 let _ = writeln!(
                     out,
@@ -141,44 +138,38 @@ impl Report {
             }
             out.push('\n');
         }
-        match &self.client {
-            None => {}
-            Some(ClientSection::NotAvailable(why)) => {
-                let _ = writeln!(out, "### Client\n\nclient: not available ({why})\n");
-            }
-            Some(ClientSection::Measured(rows)) => {
+        if let Some(rows) = &self.client {
+            let _ = writeln!(
+                out,
+                "### Client: `mcp_runtime::client::Client` vs the load generator (1 connection, against `hello`)\n"
+            );
+            let _ = writeln!(
+                out,
+                "| Calls in flight | Client calls/s | p50 µs | p99 µs | Load generator calls/s | p50 µs | p99 µs | Bare loop calls/s | Client / load generator | Target ≥ {:.0}% at {CLIENT_TARGET_IN_FLIGHT} |",
+                CLIENT_TARGET * 100.0
+            );
+            let _ = writeln!(out, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+            for row in rows {
+                let verdict = if row.in_flight == CLIENT_TARGET_IN_FLIGHT {
+                    verdict_at_least(row.ratio(), CLIENT_TARGET)
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "### Client: `mcp_runtime::client::Client` vs the load generator (1 connection, against `hello`)\n"
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {verdict} |",
+                    row.in_flight,
+                    rate(&row.client),
+                    row.client.p50_us(),
+                    row.client.p99_us(),
+                    rate(&row.load_generator),
+                    row.load_generator.p50_us(),
+                    row.load_generator.p99_us(),
+                    rate(&row.bare),
+                    row.ratio() * 100.0,
                 );
-                let _ = writeln!(
-                    out,
-                    "| Calls in flight | Client calls/s | p50 µs | p99 µs | Load generator calls/s | p50 µs | p99 µs | Bare loop calls/s | Client / load generator | Target ≥ {:.0}% at {CLIENT_TARGET_IN_FLIGHT} |",
-                    CLIENT_TARGET * 100.0
-                );
-                let _ = writeln!(out, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
-                for row in rows {
-                    let verdict = if row.in_flight == CLIENT_TARGET_IN_FLIGHT {
-                        verdict_at_least(row.ratio(), CLIENT_TARGET)
-                    } else {
-                        String::new()
-                    };
-                    let _ = writeln!(
-                        out,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {verdict} |",
-                        row.in_flight,
-                        rate(&row.client),
-                        row.client.p50_us(),
-                        row.client.p99_us(),
-                        rate(&row.load_generator),
-                        row.load_generator.p50_us(),
-                        row.load_generator.p99_us(),
-                        rate(&row.bare),
-                        row.ratio() * 100.0,
-                    );
-                }
-                out.push('\n');
             }
+            out.push('\n');
         }
         out
     }
@@ -209,8 +200,7 @@ impl Report {
             .collect();
         let client = match &self.client {
             None => Value::Null,
-            Some(ClientSection::NotAvailable(why)) => json!({ "available": false, "reason": why }),
-            Some(ClientSection::Measured(rows)) => json!({
+            Some(rows) => json!({
                 "available": true,
                 "rows": rows.iter().map(|row| json!({
                     "connections": 1,
