@@ -33,6 +33,10 @@ use crate::dispatch::{Action, CallDone, CallFuture, ServerCore, Session};
 /// The subprotocol MCP clients offer (the TypeScript client insists on it).
 const SUBPROTOCOL: &str = "mcp";
 
+/// How long a response waits after the last notification was flushed, so
+/// the two reach the client in separate reads (see `drain_notifications`).
+const NOTIFICATION_LEAD: Duration = Duration::from_millis(5);
+
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -150,11 +154,23 @@ struct Connection {
     calls: FuturesUnordered<CallFuture>,
     /// Frames fed to tungstenite but not yet flushed to the socket.
     dirty: bool,
+    /// A notification is among the unflushed frames.
+    notified: bool,
+    /// When the last notification was flushed, if no response followed yet.
+    notified_at: Option<Instant>,
 }
 
 impl Connection {
     fn new(core: Arc<ServerCore>, config: Arc<TransportConfig>, shutdown: CancellationToken) -> Connection {
-        Connection { session: Session::new(core), config, shutdown, calls: FuturesUnordered::new(), dirty: false }
+        Connection {
+            session: Session::new(core),
+            config,
+            shutdown,
+            calls: FuturesUnordered::new(),
+            dirty: false,
+            notified: false,
+            notified_at: None,
+        }
     }
 
     async fn run(mut self, mut ws: Ws) {
@@ -211,7 +227,13 @@ impl Connection {
                 }
                 if self.dirty {
                     match ws.poll_flush_unpin(cx) {
-                        Poll::Ready(Ok(())) => self.dirty = false,
+                        Poll::Ready(Ok(())) => {
+                            self.dirty = false;
+                            if self.notified {
+                                self.notified = false;
+                                self.notified_at = Some(Instant::now());
+                            }
+                        }
                         Poll::Ready(Err(e)) => return Poll::Ready(Event::WriteFailed(e)),
                         Poll::Pending => {}
                     }
@@ -277,7 +299,10 @@ impl Connection {
                     }
                     result
                 }
-                Event::Notification(text) => self.send(ws, text).await,
+                Event::Notification(text) => {
+                    self.notified = true;
+                    self.send(ws, text).await
+                }
                 Event::WriteFailed(e) => Err(e),
                 Event::PingDue => {
                     if awaiting_pong {
@@ -316,9 +341,28 @@ impl Connection {
         ws.feed(message).await
     }
 
+    /// Writes the notifications a finished call left behind, and makes sure
+    /// the last notification reached the socket a moment before the
+    /// response does: the TypeScript SDK runs notification handlers a
+    /// microtask late and drops progress that arrives in the same read as
+    /// its response (the progress handler is gone by then). Calls that send
+    /// no notifications never wait here.
     async fn drain_notifications(&mut self, ws: &mut Ws) -> Result<(), WsError> {
         while let Some(text) = self.session.notifications().and_then(|rx| rx.try_recv().ok()) {
             self.send(ws, text).await?;
+            self.notified = true;
+        }
+        if self.notified {
+            ws.flush().await?;
+            self.dirty = false;
+            self.notified = false;
+            self.notified_at = Some(Instant::now());
+        }
+        if let Some(at) = self.notified_at.take() {
+            let wait = NOTIFICATION_LEAD.saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
         Ok(())
     }
