@@ -195,10 +195,20 @@ mod tests {
             json!({"role":"tool","content":{"ok":true},"metadata":{"k":1}}),
         ];
         let out = normalise(entries.clone(), "messages").unwrap();
-        assert_eq!(out[0], NewMessage { role: Role::User, content: "hello".into(), metadata: Some(entries[0].clone()) });
+        assert_eq!(
+            out[0],
+            NewMessage { role: Role::User, content: "hello".into(), metadata: Some(entries[0].clone()) }
+        );
         assert_eq!(out[1].role, Role::Assistant);
         assert_eq!(out[1].content, json!([{"type":"text","text":"hi"}]).to_string());
-        assert_eq!(out[2], NewMessage { role: Role::System, content: "file-history-snapshot".into(), metadata: Some(entries[2].clone()) });
+        assert_eq!(
+            out[2],
+            NewMessage {
+                role: Role::System,
+                content: "file-history-snapshot".into(),
+                metadata: Some(entries[2].clone())
+            }
+        );
         assert_eq!(out[3].metadata, Some(json!({"k":1})));
     }
 

@@ -47,8 +47,10 @@ async fn store_and_read_back(url: &str) {
     let client = Client::connect(url).await.unwrap();
     let c: Value = client.call("dewey_begin_conversation", json!({"session_id": "bin"})).await.unwrap();
     let id = c["conversation_id"].as_str().unwrap();
-    let m: Value =
-        client.call("dewey_store_message", json!({"conversation_id": id, "role": "user", "content": "hi"})).await.unwrap();
+    let m: Value = client
+        .call("dewey_store_message", json!({"conversation_id": id, "role": "user", "content": "hi"}))
+        .await
+        .unwrap();
     assert_eq!(m["turn_number"], 1);
     let full: Value = client.call("dewey_get_conversation", json!({"conversation_id": id})).await.unwrap();
     assert_eq!(full["messages"][0]["content"], "hi");

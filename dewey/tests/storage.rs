@@ -186,8 +186,10 @@ async fn bulk_store_is_all_or_nothing(storage: Storage) {
     assert_eq!(contents, ["a", "b", "c", "a", "b", "c"]);
 
     let before = storage.list_conversations(all_conversations()).await.unwrap().total;
-    let err =
-        storage.store_messages_bulk(BulkTarget::Existing(Uuid::now_v7()), vec![msg(Role::User, "x")]).await.unwrap_err();
+    let err = storage
+        .store_messages_bulk(BulkTarget::Existing(Uuid::now_v7()), vec![msg(Role::User, "x")])
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert_eq!(storage.list_conversations(all_conversations()).await.unwrap().total, before);
 }
@@ -308,11 +310,13 @@ async fn log_batches_dedup_and_query(storage: Storage) {
     let retry = storage.store_logs(log_batch::prepare(batch.clone()).unwrap()).await.unwrap();
     assert_eq!((retry.stored, retry.duplicates), (0, 5));
     // A batch that repeats an entry inside itself stores it once.
-    let twice = vec![batch[4].clone(), batch[4].clone(), entry(json!({"component":"horace","level":"INFO","message":"new"}))];
+    let twice =
+        vec![batch[4].clone(), batch[4].clone(), entry(json!({"component":"horace","level":"INFO","message":"new"}))];
     let r = storage.store_logs(log_batch::prepare(twice).unwrap()).await.unwrap();
     assert_eq!((r.stored, r.duplicates), (1, 2));
 
-    let q = LogQuery { trace_id: None, component: None, min_level: None, start: None, end: None, search: None, limit: 100 };
+    let q =
+        LogQuery { trace_id: None, component: None, min_level: None, start: None, end: None, search: None, limit: 100 };
     let all = storage.query_logs(q.clone()).await.unwrap();
     assert_eq!(all.len(), 6);
     assert!(all.windows(2).all(|w| w[0].created_at >= w[1].created_at), "newest first");
@@ -327,7 +331,11 @@ async fn log_batches_dedup_and_query(storage: Storage) {
     let debug_up = storage.query_logs(LogQuery { min_level: Some(LogLevel::Debug), ..q.clone() }).await.unwrap();
     assert_eq!(debug_up.len(), 5, "everything but TRACE");
     let window = storage
-        .query_logs(LogQuery { start: Some(t0 + Duration::seconds(30)), end: Some(t0 + Duration::minutes(3)), ..q.clone() })
+        .query_logs(LogQuery {
+            start: Some(t0 + Duration::seconds(30)),
+            end: Some(t0 + Duration::minutes(3)),
+            ..q.clone()
+        })
         .await
         .unwrap();
     assert_eq!(window.len(), 3);

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use chrono::{Duration, Utc};
-use dewey::model::{BulkStored, ConversationPage, ConversationRecord, ConversationWithMessages, LogBatchStored, StoredMessage};
+use dewey::model::{
+    BulkStored, ConversationPage, ConversationRecord, ConversationWithMessages, LogBatchStored, StoredMessage,
+};
 use dewey::tools::conversations::{DeletedConversation, SearchResults};
 use dewey::tools::logs::{ClearedLogs, LogQueryResult};
 use dewey::tools::startup_contexts::{SetStartupContext, StartupContextList, StartupContextLookup};
@@ -132,27 +134,29 @@ async fn catalog_matches_the_python_tools(dewey: Dewey) {
     let tools = client.list_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, [
-        "dewey_begin_conversation",
-        "dewey_clear_logs",
-        "dewey_delete_conversation",
-        "dewey_delete_startup_context",
-        "dewey_get_conversation",
-        "dewey_get_log_stats",
-        "dewey_get_startup_context",
-        "dewey_list_conversations",
-        "dewey_list_startup_contexts",
-        "dewey_query_logs",
-        "dewey_search",
-        "dewey_set_startup_context",
-        "dewey_store_logs_batch",
-        "dewey_store_message",
-        "dewey_store_messages_bulk",
-    ]);
+    assert_eq!(
+        names,
+        [
+            "dewey_begin_conversation",
+            "dewey_clear_logs",
+            "dewey_delete_conversation",
+            "dewey_delete_startup_context",
+            "dewey_get_conversation",
+            "dewey_get_log_stats",
+            "dewey_get_startup_context",
+            "dewey_list_conversations",
+            "dewey_list_startup_contexts",
+            "dewey_query_logs",
+            "dewey_search",
+            "dewey_set_startup_context",
+            "dewey_store_logs_batch",
+            "dewey_store_message",
+            "dewey_store_messages_bulk",
+        ]
+    );
     let schema = |name: &str| tools.iter().find(|t| t.name == name).unwrap().input_schema.clone();
     let required = |name: &str| {
-        let mut r: Vec<String> =
-            serde_json::from_value(schema(name)["required"].clone()).unwrap_or_default();
+        let mut r: Vec<String> = serde_json::from_value(schema(name)["required"].clone()).unwrap_or_default();
         r.sort();
         r
     };
@@ -201,24 +205,37 @@ async fn conversations_end_to_end(dewey: Dewey) {
         ok(&client, "dewey_begin_conversation", json!({"session_id": "s1", "metadata": {"project": "iccm"}})).await;
     assert_eq!(c.session_id.as_deref(), Some("s1"));
     assert!(Uuid::parse_str(id_of(&c)).is_ok());
-    let m1: StoredMessage = ok(&client, "dewey_store_message", json!({
-        "conversation_id": id_of(&c), "role": "user", "content": "How do I migrate the database?"
-    }))
+    let m1: StoredMessage = ok(
+        &client,
+        "dewey_store_message",
+        json!({
+            "conversation_id": id_of(&c), "role": "user", "content": "How do I migrate the database?"
+        }),
+    )
     .await;
-    let m2: StoredMessage = ok(&client, "dewey_store_message", json!({
-        "conversation_id": id_of(&c), "role": "assistant", "content": "Run the migrations at start-up.",
-        "metadata": {"model": "x", "tokens": 12}
-    }))
+    let m2: StoredMessage = ok(
+        &client,
+        "dewey_store_message",
+        json!({
+            "conversation_id": id_of(&c), "role": "assistant", "content": "Run the migrations at start-up.",
+            "metadata": {"model": "x", "tokens": 12}
+        }),
+    )
     .await;
     assert_eq!((m1.turn_number, m2.turn_number), (1, 2));
-    let bulk: BulkStored = ok(&client, "dewey_store_messages_bulk", json!({
-        "conversation_id": id_of(&c),
-        "messages": [{"role": "user", "content": "thanks"}, {"role": "tool", "content": {"exit": 0}}]
-    }))
+    let bulk: BulkStored = ok(
+        &client,
+        "dewey_store_messages_bulk",
+        json!({
+            "conversation_id": id_of(&c),
+            "messages": [{"role": "user", "content": "thanks"}, {"role": "tool", "content": {"exit": 0}}]
+        }),
+    )
     .await;
     assert_eq!((bulk.conversation_created, bulk.first_turn, bulk.last_turn), (false, 3, 4));
 
-    let full: ConversationWithMessages = ok(&client, "dewey_get_conversation", json!({"conversation_id": id_of(&c)})).await;
+    let full: ConversationWithMessages =
+        ok(&client, "dewey_get_conversation", json!({"conversation_id": id_of(&c)})).await;
     assert_eq!(full.messages.len(), 4);
     assert_eq!(full.messages[1].metadata, Some(json!({"model": "x", "tokens": 12})));
     assert_eq!(full.messages[3].content, r#"{"exit":0}"#);
@@ -230,7 +247,8 @@ async fn conversations_end_to_end(dewey: Dewey) {
     assert_eq!(page.conversations[0].message_count, 4);
     let page: ConversationPage = ok(&client, "dewey_list_conversations", json!({"sort_by": "created_at"})).await;
     assert_eq!(page.conversations[0].conversation_id, other.conversation_id);
-    let page: ConversationPage = ok(&client, "dewey_list_conversations", json!({"sort_by": "updated_at", "limit": 1})).await;
+    let page: ConversationPage =
+        ok(&client, "dewey_list_conversations", json!({"sort_by": "updated_at", "limit": 1})).await;
     assert_eq!(page.conversations.len(), 1);
     let page: ConversationPage = ok(&client, "dewey_list_conversations", json!({"offset": 1})).await;
     assert_eq!(page.conversations.len(), 1);
@@ -247,7 +265,8 @@ async fn conversations_end_to_end(dewey: Dewey) {
         ok(&client, "dewey_search", json!({"query": "migrations", "start_date": tomorrow})).await;
     assert_eq!(found.count, 0);
     let found: SearchResults =
-        ok(&client, "dewey_search", json!({"query": "migrations", "end_date": tomorrow, "limit": 1, "offset": 1})).await;
+        ok(&client, "dewey_search", json!({"query": "migrations", "end_date": tomorrow, "limit": 1, "offset": 1}))
+            .await;
     assert_eq!(found.count, 1);
 
     let err = fails(&client, "dewey_delete_conversation", json!({"conversation_id": id_of(&c)})).await;
@@ -272,9 +291,13 @@ async fn concurrent_clients_get_unique_turns(dewey: Dewey) {
         writers.push(tokio::spawn(async move {
             let mut turns = Vec::new();
             for n in 0..25 {
-                let m: StoredMessage = ok(&client, "dewey_store_message", json!({
-                    "conversation_id": id, "role": "user", "content": format!("writer {w} message {n}")
-                }))
+                let m: StoredMessage = ok(
+                    &client,
+                    "dewey_store_message",
+                    json!({
+                        "conversation_id": id, "role": "user", "content": format!("writer {w} message {n}")
+                    }),
+                )
                 .await;
                 turns.push(m.turn_number);
             }
@@ -401,9 +424,12 @@ async fn startup_contexts_end_to_end(dewey: Dewey) {
     let client = dewey.client().await;
     let none: StartupContextLookup = ok(&client, "dewey_get_startup_context", json!({})).await;
     assert!(!none.found && none.context.is_none());
-    let set: SetStartupContext =
-        ok(&client, "dewey_set_startup_context", json!({"name": "dev", "content": "You are in dev.", "set_active": true}))
-            .await;
+    let set: SetStartupContext = ok(
+        &client,
+        "dewey_set_startup_context",
+        json!({"name": "dev", "content": "You are in dev.", "set_active": true}),
+    )
+    .await;
     assert!(set.created && set.context.is_active);
     let set: SetStartupContext =
         ok(&client, "dewey_set_startup_context", json!({"name": "prod", "content": "You are in prod."})).await;
@@ -411,7 +437,8 @@ async fn startup_contexts_end_to_end(dewey: Dewey) {
     let active: StartupContextLookup = ok(&client, "dewey_get_startup_context", json!({})).await;
     assert_eq!(active.context.unwrap().content.as_deref(), Some("You are in dev."));
     let _: SetStartupContext =
-        ok(&client, "dewey_set_startup_context", json!({"name": "prod", "content": "Prod v2", "set_active": true})).await;
+        ok(&client, "dewey_set_startup_context", json!({"name": "prod", "content": "Prod v2", "set_active": true}))
+            .await;
     let list: StartupContextList = ok(&client, "dewey_list_startup_contexts", json!({})).await;
     assert_eq!(list.active.as_deref(), Some("prod"));
     assert_eq!(list.contexts.iter().filter(|c| c.is_active).count(), 1, "exactly one active");
@@ -443,7 +470,10 @@ async fn legacy_direct_calls_work_for_every_tool(dewey: Dewey) {
         .unwrap();
     assert_eq!(m["turn_number"], 1);
     let b = client
-        .request("dewey_store_messages_bulk", json!({"conversation_id": id, "messages": [{"role": "assistant", "content": "hi"}]}))
+        .request(
+            "dewey_store_messages_bulk",
+            json!({"conversation_id": id, "messages": [{"role": "assistant", "content": "hi"}]}),
+        )
         .await
         .unwrap();
     assert_eq!(b["last_turn"], 2);
@@ -453,7 +483,10 @@ async fn legacy_direct_calls_work_for_every_tool(dewey: Dewey) {
     assert_eq!(l["total"], 1);
     let s = client.request("dewey_search", json!({"query": "hello"})).await.unwrap();
     assert_eq!(s["count"], 1);
-    let set = client.request("dewey_set_startup_context", json!({"name": "n", "content": "c", "set_active": true})).await.unwrap();
+    let set = client
+        .request("dewey_set_startup_context", json!({"name": "n", "content": "c", "set_active": true}))
+        .await
+        .unwrap();
     assert_eq!(set["created"], true);
     let get = client.request("dewey_get_startup_context", json!({})).await.unwrap();
     assert_eq!(get["context"]["name"], "n");
@@ -472,12 +505,16 @@ async fn legacy_direct_calls_work_for_every_tool(dewey: Dewey) {
     assert_eq!(stats["total_logs"], 1);
     let cleared = client.request("dewey_clear_logs", json!({"component": "godot"})).await.unwrap();
     assert_eq!(cleared["deleted"], 1);
-    let deleted = client.request("dewey_delete_conversation", json!({"conversation_id": id, "force": true})).await.unwrap();
+    let deleted =
+        client.request("dewey_delete_conversation", json!({"conversation_id": id, "force": true})).await.unwrap();
     assert_eq!(deleted["messages_deleted"], 2);
     // A failing legacy call is a JSON-RPC error carrying the tool's message.
     let err = client.request("dewey_get_conversation", json!({"conversation_id": id})).await.unwrap_err();
     assert!(err.is_rpc_error() && err.to_string().contains("not found"), "{err}");
-    let err = client.request("dewey_store_message", json!({"conversation_id": id, "role": "bot", "content": "x"})).await.unwrap_err();
+    let err = client
+        .request("dewey_store_message", json!({"conversation_id": id, "role": "bot", "content": "x"}))
+        .await
+        .unwrap_err();
     assert!(err.is_rpc_error() && err.to_string().contains("role"), "{err}");
 }
 
@@ -489,10 +526,18 @@ async fn bad_inputs_are_refused_and_change_nothing(dewey: Dewey) {
     let unknown_needles = ["not found", unknown.as_str()];
     let cases: Vec<(&str, Value, &[&str])> = vec![
         ("dewey_store_message", json!({"conversation_id": unknown, "role": "user", "content": "x"}), &unknown_needles),
-        ("dewey_store_message", json!({"conversation_id": "not-a-uuid", "role": "user", "content": "x"}), &["`conversation_id` is not a UUID"]),
+        (
+            "dewey_store_message",
+            json!({"conversation_id": "not-a-uuid", "role": "user", "content": "x"}),
+            &["`conversation_id` is not a UUID"],
+        ),
         ("dewey_store_message", json!({"conversation_id": id, "role": "bot", "content": "x"}), &["role", "bot"]),
         ("dewey_store_message", json!({"conversation_id": id, "role": "user"}), &["content"]),
-        ("dewey_store_message", json!({"conversation_id": id, "role": "user", "content": "x", "turn_number": 0}), &["turn_number", "between 1"]),
+        (
+            "dewey_store_message",
+            json!({"conversation_id": id, "role": "user", "content": "x", "turn_number": 0}),
+            &["turn_number", "between 1"],
+        ),
         ("dewey_get_conversation", json!({"conversation_id": "123"}), &["not a UUID"]),
         ("dewey_delete_conversation", json!({"conversation_id": unknown}), &["not found"]),
         ("dewey_list_conversations", json!({"limit": 0}), &["`limit` must be between 1 and 1000, got 0"]),
@@ -511,10 +556,26 @@ async fn bad_inputs_are_refused_and_change_nothing(dewey: Dewey) {
         ("dewey_set_startup_context", json!({"name": " ", "content": "c"}), &["`name` is empty"]),
         ("dewey_store_messages_bulk", json!({}), &["messages"]),
         ("dewey_store_messages_bulk", json!({"messages": []}), &["no messages"]),
-        ("dewey_store_messages_bulk", json!({"messages": [{"role": "user", "content": "x"}], "messages_file": "f.json"}), &["not both"]),
-        ("dewey_store_messages_bulk", json!({"conversation_id": unknown, "messages": [{"role": "user", "content": "x"}]}), &["not found"]),
-        ("dewey_store_messages_bulk", json!({"conversation_id": "nope", "messages": [{"role": "user", "content": "x"}]}), &["not a UUID"]),
-        ("dewey_store_messages_bulk", json!({"conversation_id": id, "session_id": "s", "messages": [{"role": "user", "content": "x"}]}), &["leave them out"]),
+        (
+            "dewey_store_messages_bulk",
+            json!({"messages": [{"role": "user", "content": "x"}], "messages_file": "f.json"}),
+            &["not both"],
+        ),
+        (
+            "dewey_store_messages_bulk",
+            json!({"conversation_id": unknown, "messages": [{"role": "user", "content": "x"}]}),
+            &["not found"],
+        ),
+        (
+            "dewey_store_messages_bulk",
+            json!({"conversation_id": "nope", "messages": [{"role": "user", "content": "x"}]}),
+            &["not a UUID"],
+        ),
+        (
+            "dewey_store_messages_bulk",
+            json!({"conversation_id": id, "session_id": "s", "messages": [{"role": "user", "content": "x"}]}),
+            &["leave them out"],
+        ),
     ];
     for (tool, args, expected) in &cases {
         let message = fails(&client, tool, args.clone()).await;
@@ -568,10 +629,15 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 async fn messages_file_json_and_jsonl(dewey: Dewey) {
     let client = dewey.client().await;
     let dir = dewey.files_dir();
-    write(dir, "plain.json", &json!([
-        {"role": "user", "content": "from a file"},
-        {"role": "assistant", "content": [{"type": "text", "text": "blocks"}], "metadata": {"m": 1}}
-    ]).to_string());
+    write(
+        dir,
+        "plain.json",
+        &json!([
+            {"role": "user", "content": "from a file"},
+            {"role": "assistant", "content": [{"type": "text", "text": "blocks"}], "metadata": {"m": 1}}
+        ])
+        .to_string(),
+    );
     let stored: BulkStored =
         ok(&client, "dewey_store_messages_bulk", json!({"messages_file": "plain.json", "session_id": "files"})).await;
     assert!(stored.conversation_created);
@@ -580,7 +646,10 @@ async fn messages_file_json_and_jsonl(dewey: Dewey) {
         ok(&client, "dewey_get_conversation", json!({"conversation_id": stored.conversation_id})).await;
     assert_eq!(full.conversation.session_id.as_deref(), Some("files"));
     assert_eq!(full.messages[0].content, "from a file");
-    assert_eq!(serde_json::from_str::<Value>(&full.messages[1].content).unwrap(), json!([{"type": "text", "text": "blocks"}]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&full.messages[1].content).unwrap(),
+        json!([{"type": "text", "text": "blocks"}])
+    );
     assert_eq!(full.messages[1].metadata, Some(json!({"m": 1})));
 
     // A Claude Code session file: JSONL, nested messages, other entries.
@@ -593,9 +662,13 @@ async fn messages_file_json_and_jsonl(dewey: Dewey) {
     ];
     let jsonl = lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n") + "\n\n";
     let absolute = write(dir, "session.jsonl", &jsonl);
-    let stored: BulkStored = ok(&client, "dewey_store_messages_bulk", json!({
-        "messages_file": absolute.to_str().unwrap(), "conversation_id": full.conversation.conversation_id
-    }))
+    let stored: BulkStored = ok(
+        &client,
+        "dewey_store_messages_bulk",
+        json!({
+            "messages_file": absolute.to_str().unwrap(), "conversation_id": full.conversation.conversation_id
+        }),
+    )
     .await;
     assert_eq!((stored.first_turn, stored.last_turn), (3, 6));
     let full: ConversationWithMessages =
@@ -656,8 +729,7 @@ async fn messages_file_errors(dewey: Dewey) {
     assert_eq!(conversation_count(&client).await, before, "no failed file wrote a conversation");
 
     // A server without DEWEY_FILES_DIR refuses every messages_file.
-    let bound =
-        dewey::server(dewey.storage.clone(), MessageFiles::disabled()).bind("127.0.0.1:0").await.unwrap();
+    let bound = dewey::server(dewey.storage.clone(), MessageFiles::disabled()).bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", bound.local_addr());
     let shutdown = bound.shutdown_handle();
     tokio::spawn(bound.serve());

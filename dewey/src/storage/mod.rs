@@ -206,9 +206,7 @@ pub(crate) fn has_messages(id: Uuid, count: i64) -> DeweyError {
 }
 
 pub(crate) fn context_not_found(name: &str) -> DeweyError {
-    DeweyError::not_found(format!(
-        "startup context {name:?} not found; list them with dewey_list_startup_contexts"
-    ))
+    DeweyError::not_found(format!("startup context {name:?} not found; list them with dewey_list_startup_contexts"))
 }
 
 pub(crate) fn context_is_active(name: &str) -> DeweyError {

@@ -12,9 +12,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{
-    MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, turn_taken,
-};
+use super::{MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, turn_taken};
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
@@ -110,8 +108,7 @@ impl PgStorage {
     pub async fn connect(url: &str) -> Result<PgStorage> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| DeweyError::invalid(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(16)
             .build()
@@ -132,8 +129,7 @@ impl PgStorage {
              )",
         )
         .await?;
-        let current: i64 =
-            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0);
+        let current: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0);
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
             tx.batch_execute(sql).await?;
             tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
@@ -190,14 +186,13 @@ impl PgStorage {
         }
         let turn: i32 = match turn_number {
             Some(t) => i32::try_from(t).map_err(|_| DeweyError::invalid(format!("turn_number {t} is too large")))?,
-            None => {
-                tx.query_one(
+            None => tx
+                .query_one(
                     "SELECT COALESCE(MAX(turn_number), 0) + 1 FROM messages WHERE conversation_id = $1",
                     &[&conversation_id],
                 )
                 .await?
-                .get(0)
-            }
+                .get(0),
         };
         let id = Uuid::now_v7();
         let row = tx
@@ -241,9 +236,10 @@ impl PgStorage {
             }
         };
         let base: i32 = tx
-            .query_one("SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = $1", &[
-                &conversation_id,
-            ])
+            .query_one(
+                "SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = $1",
+                &[&conversation_id],
+            )
             .await?
             .get(0);
         let count = messages.len() as i64;
@@ -393,24 +389,21 @@ impl PgStorage {
 
     pub async fn get_startup_context(&self, name: Option<String>) -> Result<Option<StartupContext>> {
         let client = self.pool.get().await?;
-        let row = match name {
-            Some(name) => {
-                client
+        let row =
+            match name {
+                Some(name) => client
                     .query_opt(
                         "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = $1",
                         &[&name],
                     )
-                    .await?
-            }
-            None => {
-                client
+                    .await?,
+                None => client
                     .query_opt(
                         "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE is_active",
                         &[],
                     )
-                    .await?
-            }
-        };
+                    .await?,
+            };
         Ok(row.as_ref().map(|r| context_from_row(r, true)))
     }
 
@@ -424,9 +417,10 @@ impl PgStorage {
         let tx = client.transaction().await?;
         if set_active {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK]).await?;
-            tx.execute("UPDATE startup_contexts SET is_active = FALSE, updated_at = now() WHERE is_active AND name <> $1", &[
-                &name,
-            ])
+            tx.execute(
+                "UPDATE startup_contexts SET is_active = FALSE, updated_at = now() WHERE is_active AND name <> $1",
+                &[&name],
+            )
             .await?;
         }
         let row = tx

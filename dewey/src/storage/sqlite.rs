@@ -13,9 +13,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transac
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{
-    MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, turn_taken,
-};
+use super::{MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, turn_taken};
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
@@ -141,17 +139,18 @@ impl SqliteStorage {
 
     fn open_blocking(path: PathBuf) -> Result<SqliteStorage> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                DeweyError::storage(format!("cannot create the data directory {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DeweyError::storage(format!("cannot create the data directory {}: {e}", dir.display())))?;
         }
-        let mut writer = Connection::open(&path)
-            .map_err(|e| DeweyError::storage(format!("cannot open {}: {e}", path.display())))?;
+        let mut writer =
+            Connection::open(&path).map_err(|e| DeweyError::storage(format!("cannot open {}: {e}", path.display())))?;
         // WAL lets readers run while the writer commits.
         let _mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         configure(&writer)?;
         migrate(&mut writer)?;
-        Ok(SqliteStorage { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -245,8 +244,10 @@ impl SqliteStorage {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let conv = conversation_id.to_string();
             let now = Utc::now();
-            if tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![conv, now.timestamp_micros()])?
-                == 0
+            if tx.execute(
+                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+                params![conv, now.timestamp_micros()],
+            )? == 0
             {
                 return Err(conversation_not_found(conversation_id));
             }
@@ -290,10 +291,10 @@ impl SqliteStorage {
             let now = Utc::now().timestamp_micros();
             let (conversation_id, created) = match target {
                 BulkTarget::Existing(id) => {
-                    if tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![
-                        id.to_string(),
-                        now
-                    ])? == 0
+                    if tx.execute(
+                        "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+                        params![id.to_string(), now],
+                    )? == 0
                     {
                         return Err(conversation_not_found(id));
                     }
@@ -707,10 +708,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![
-            version,
-            Utc::now().timestamp_micros()
-        ])?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, Utc::now().timestamp_micros()],
+        )?;
         tracing::info!(version, "applied SQLite migration");
     }
     tx.commit()?;

@@ -88,9 +88,7 @@ pub async fn store_messages_bulk(
         (None, None) => {
             return Err(DeweyError::invalid("give `messages` (an array of {role, content}) or `messages_file`"));
         }
-        (Some(inline), None) => {
-            bulk_messages::normalise(inline.into_iter().map(Value::Object).collect(), "messages")?
-        }
+        (Some(inline), None) => bulk_messages::normalise(inline.into_iter().map(Value::Object).collect(), "messages")?,
         (None, Some(path)) => {
             let entries = files.load(&path).await?;
             bulk_messages::normalise(entries, &format!("messages_file {path}"))?

@@ -36,6 +36,8 @@ pub struct LogQueryResult {
 
 /// Query logs with various filters, newest first
 #[mcp_tool(name = "dewey_query_logs", read_only)]
+// Each parameter is one of the tool's MCP arguments, as seed 004 lists them.
+#[allow(clippy::too_many_arguments)]
 pub async fn query_logs(
     store: State<Storage>,
     /// Filter by trace ID
@@ -63,8 +65,7 @@ pub async fn query_logs(
         return Err(DeweyError::invalid("`start_time` is after `end_time`; swap them"));
     }
     let search = search.as_deref().map(|s| SearchTerms::parse(s, "search")).transpose()?;
-    let logs =
-        store.query_logs(LogQuery { trace_id, component, min_level: level, start, end, search, limit }).await?;
+    let logs = store.query_logs(LogQuery { trace_id, component, min_level: level, start, end, search, limit }).await?;
     Ok(LogQueryResult { count: logs.len(), logs })
 }
 
