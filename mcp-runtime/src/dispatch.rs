@@ -166,9 +166,14 @@ impl Session {
     }
 
     pub(crate) fn handle_text(&mut self, text: &str) -> Action {
+        // serde would read an array positionally into the struct; only an
+        // object is a request.
+        if text.trim_start().as_bytes().first() != Some(&b'{') {
+            return Action::Reply(unparsable(text, None));
+        }
         let envelope: Envelope<'_> = match serde_json::from_str(text) {
             Ok(envelope) => envelope,
-            Err(e) => return Action::Reply(unparsable(text, &e)),
+            Err(e) => return Action::Reply(unparsable(text, Some(&e))),
         };
         let id_raw = envelope.id.map(RawValue::get);
         let id = match envelope.id {
@@ -637,20 +642,19 @@ fn unsupported_version(id_raw: &str, requested: &str) -> Action {
 }
 
 /// -32700 for text that is not JSON; -32600 for JSON that is not a single
-/// request object (including batches, see the module docs).
-fn unparsable(text: &str, e: &serde_json::Error) -> String {
-    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
-        let message = format!("parse error: the message is not valid JSON ({e})");
+/// request object (including batches, see the module docs). `e` is the
+/// error from reading an object as a request, if that was tried.
+fn unparsable(text: &str, e: Option<&serde_json::Error>) -> String {
+    if let Err(syntax) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        let message = format!("parse error: the message is not valid JSON ({})", strip_position(&syntax.to_string()));
         return protocol::error_response(None, error_code::PARSE_ERROR, &message, None);
     }
-    let message = if text.trim_start().starts_with('[') {
-        "invalid request: JSON-RPC batches are not supported (MCP 2025-06-18 removed them); \
-         send one request per WebSocket message"
-            .to_owned()
-    } else if text.trim_start().starts_with('{') {
-        format!("invalid request: {}", strip_position(&e.to_string()))
-    } else {
-        "invalid request: a JSON-RPC message must be a JSON object".to_owned()
+    let message = match e {
+        Some(e) => format!("invalid request: {}", strip_position(&e.to_string())),
+        None if text.trim_start().starts_with('[') => "invalid request: JSON-RPC batches are not supported (MCP \
+             2025-06-18 removed them); send one request per WebSocket message"
+            .to_owned(),
+        None => "invalid request: a JSON-RPC message must be a JSON object".to_owned(),
     };
     protocol::error_response(None, error_code::INVALID_REQUEST, &message, None)
 }
