@@ -18,7 +18,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum ClientError {
     /// No connection could be opened, or the server did not complete the
     /// WebSocket upgrade or the MCP `initialize` handshake.
-    #[error("could not connect to {url}: {reason}")]
+    #[error("could not connect to {url}: {reason}{}", source_suffix(.source))]
     Connect {
         url: String,
         reason: String,
@@ -51,6 +51,12 @@ pub enum ClientError {
     /// The caller passed something the client cannot send; nothing was sent.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+}
+
+/// The cause is part of the message: a connect error is mostly read in a
+/// log line, where "WebSocket upgrade failed" alone says too little.
+fn source_suffix(source: &Option<BoxError>) -> String {
+    source.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
 }
 
 impl ClientError {
