@@ -98,7 +98,8 @@ async fn the_initialized_notification_is_not_answered() {
 async fn server_discover_describes_the_stateless_revision() {
     let server = TestServer::start(builder()).await;
     let mut client = server.connect().await;
-    let response = client.request(json!(1), "server/discover", Some(json!({"_meta": stateless_meta("2026-07-28")}))).await;
+    let response =
+        client.request(json!(1), "server/discover", Some(json!({"_meta": stateless_meta("2026-07-28")}))).await;
     let result = &response["result"];
     assert_eq!(result["resultType"], "complete", "{response}");
     assert_eq!(result["supportedVersions"], json!(["2026-07-28"]));

@@ -132,7 +132,9 @@ async fn a_panicking_tool_gets_is_error_and_the_server_goes_on() {
     let mut client = server.session().await;
     let mut other = server.session().await;
     // A call on another connection, running across the panic.
-    other.send(json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"nap","arguments":{"ms":300}}})).await;
+    other
+        .send(json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"nap","arguments":{"ms":300}}}))
+        .await;
     let response = client.call(1, "boom", json!({"message": "kaboom"})).await;
     assert_eq!(response["result"]["isError"], true, "{response}");
     assert_eq!(text(&response), "the tool panicked: kaboom");
@@ -196,7 +198,9 @@ async fn cancellation_stops_the_work_fires_the_token_and_sends_no_response() {
     assert_eq!(seen.cancelled.load(Ordering::SeqCst), 1, "the call's CancellationToken did not fire");
     // Drain progress sent before the cancel; no response for "long" ever comes.
     let deadline = Instant::now() + Duration::from_millis(300);
-    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline.into(), futures_util::StreamExt::next(&mut client.ws)).await {
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout_at(deadline.into(), futures_util::StreamExt::next(&mut client.ws)).await
+    {
         let message: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
         assert!(message.get("id").is_none(), "a cancelled call was answered: {message}");
     }
@@ -207,8 +211,10 @@ async fn dropping_the_connection_cancels_its_calls() {
     let seen = Progressed::default();
     let server = TestServer::start(builder().state(seen.clone())).await;
     let mut client = server.session().await;
-    client.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
-        "name":"work","arguments":{"steps":1000,"step_ms":10}}})).await;
+    client
+        .send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"work","arguments":{"steps":1000,"step_ms":10}}}))
+        .await;
     while seen.steps.load(Ordering::SeqCst) < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -76,8 +76,7 @@ impl Client {
             request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
         }
         let (ws, response) = tokio_tungstenite::connect_async(request).await.expect("connect");
-        let chosen =
-            response.headers().get("Sec-WebSocket-Protocol").map(|v| v.to_str().expect("ascii").to_owned());
+        let chosen = response.headers().get("Sec-WebSocket-Protocol").map(|v| v.to_str().expect("ascii").to_owned());
         (Client { ws, notifications: Vec::new() }, chosen)
     }
 
