@@ -125,7 +125,10 @@ impl Endpoint {
                 }
                 Ok(Ok(addrs)) => addrs.collect(),
             };
-        connect_any(&addrs, timeout).await.map_err(|e| Upgrade::Failed(ClientError::connect_with(&self.url, e.0, e.1)))
+        // The message already lists every address's error; the io::Error would repeat the last.
+        connect_any(&addrs, timeout)
+            .await
+            .map_err(|(message, _)| Upgrade::Failed(ClientError::connect(&self.url, message)))
     }
 }
 
