@@ -120,5 +120,5 @@ pub(crate) fn encode_cursor(offset: usize) -> String {
 /// The offset a cursor stands for, if this server could have issued it.
 pub(crate) fn decode_cursor(cursor: &str, page_size: usize, total: usize) -> Option<usize> {
     let offset: usize = cursor.strip_prefix("tools-")?.parse().ok()?;
-    (offset > 0 && offset < total && offset % page_size == 0).then_some(offset)
+    (offset > 0 && offset < total && offset.is_multiple_of(page_size)).then_some(offset)
 }

@@ -79,6 +79,8 @@ pub(crate) async fn serve_connection(
     // Responses are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
     let max_connections = config.max_connections;
+    // The callback's signature is tungstenite's, large error type and all.
+    #[allow(clippy::result_large_err)]
     let negotiate = move |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
         if !admitted {
             let mut refusal = ErrorResponse::new(Some(format!(

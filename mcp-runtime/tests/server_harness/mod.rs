@@ -122,13 +122,9 @@ impl Client {
             message["params"] = params;
         }
         self.send(message).await;
-        loop {
-            let response = self.response().await;
-            if response["id"] == id {
-                return response;
-            }
-            panic!("response for another id: {response}");
-        }
+        let response = self.response().await;
+        assert_eq!(response["id"], id, "response for another id: {response}");
+        response
     }
 
     pub async fn call(&mut self, id: i64, tool: &str, arguments: Value) -> Value {
