@@ -57,7 +57,7 @@ impl TransportConfig {
         // would cost ~128 KiB per idle connection; small buffers grow when a
         // big message actually arrives.
         WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(2 * 1024)
             .write_buffer_size(16 * 1024)
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_message_size))
@@ -153,7 +153,7 @@ struct Connection {
     session: Session,
     config: Arc<TransportConfig>,
     shutdown: CancellationToken,
-    calls: FuturesUnordered<CallFuture>,
+    calls: Calls,
     /// Frames fed to tungstenite but not yet flushed to the socket.
     dirty: bool,
     /// A notification is among the unflushed frames.
@@ -168,7 +168,7 @@ impl Connection {
             session: Session::new(core),
             config,
             shutdown,
-            calls: FuturesUnordered::new(),
+            calls: Calls::default(),
             dirty: false,
             notified: false,
             notified_at: None,
@@ -216,8 +216,8 @@ impl Connection {
                 {
                     return Poll::Ready(Event::Notification(text));
                 }
-                if !self.calls.is_empty()
-                    && let Poll::Ready(Some(done)) = self.calls.poll_next_unpin(cx)
+                if let Some(calls) = self.calls.running()
+                    && let Poll::Ready(Some(done)) = calls.poll_next_unpin(cx)
                 {
                     return Poll::Ready(Event::Done(done));
                 }
@@ -384,5 +384,33 @@ fn read_error(e: WsError) -> Ending {
             tracing::debug!(error = %e, "connection failed");
             Ending::Dropped
         }
+    }
+}
+
+/// The calls of one connection. The `FuturesUnordered` (two allocations) is
+/// made on the first call: most idle connections never need it.
+#[derive(Default)]
+struct Calls(Option<FuturesUnordered<CallFuture>>);
+
+impl Calls {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, call: CallFuture) {
+        self.0.get_or_insert_with(FuturesUnordered::new).push(call);
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// The set, when it has calls to poll.
+    fn running(&mut self) -> Option<&mut FuturesUnordered<CallFuture>> {
+        self.0.as_mut().filter(|calls| !calls.is_empty())
     }
 }
