@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use connection::{Connection, Failure};
+use connection::{Connection, Failure, NotSent};
 pub use error::ClientError;
 pub use transport::{Endpoint, SUBPROTOCOL, WebSocket};
 pub use wire::{
@@ -65,6 +65,7 @@ pub struct ClientBuilder {
     reconnect: bool,
     reconnect_initial_delay: Duration,
     reconnect_max_delay: Duration,
+    ping_interval: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -104,6 +105,14 @@ impl ClientBuilder {
     /// The longest wait between reconnect attempts (default 5 s).
     pub fn reconnect_max_delay(mut self, delay: Duration) -> Self {
         self.reconnect_max_delay = delay;
+        self
+    }
+
+    /// How often to send a WebSocket ping (default 15 s; `None` turns it
+    /// off). A connection that receives nothing for three intervals counts as
+    /// lost, so a server that vanished without closing the socket is noticed.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.ping_interval = interval.filter(|i| !i.is_zero());
         self
     }
 
@@ -198,6 +207,7 @@ impl Client {
             reconnect: true,
             reconnect_initial_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(5),
+            ping_interval: Some(Duration::from_secs(15)),
         }
     }
 
@@ -348,8 +358,7 @@ impl Client {
         // The progress token is the request id: unique, and the reader finds
         // the caller's progress channel by it without a second map.
         let meta = progress.is_some().then_some(Meta { progress_token: id });
-        let params = to_raw(&Params { name, arguments, meta })?;
-        self.round_trip(id, "tools/call", Some(&params), progress).await
+        self.round_trip(id, "tools/call", Some(Params { name, arguments, meta }), progress).await
     }
 
     async fn round_trip_new(
@@ -362,26 +371,31 @@ impl Client {
         self.round_trip(id, method, params, progress).await
     }
 
-    async fn round_trip(
+    async fn round_trip<P: Serialize>(
         &self,
         id: u64,
         method: &str,
-        params: Option<&RawValue>,
+        params: Option<P>,
         progress: Option<mpsc::UnboundedSender<Progress>>,
     ) -> Result<Box<RawValue>, ClientError> {
         let timeout = self.inner.shared.options.call_timeout;
         let deadline = Instant::now() + timeout;
-        let frame = wire::encode_request(id, method, params);
+        let mut frame = wire::encode_request(id, method, params.as_ref());
         let (conn, reply) = loop {
             let conn = self.connection(method, deadline).await?;
             // A call refused because the connection just closed never left
             // this process: retrying it on the next connection is safe.
-            if let Ok(reply) = conn.start_call(id, frame.clone(), progress.clone()) {
-                break (conn, reply);
+            match conn.start_call(id, frame, progress.clone()) {
+                Ok(reply) => break (conn, reply),
+                Err(NotSent(unsent)) => frame = unsent,
             }
         };
         let mut in_flight = InFlight { conn: &conn, id, reason: Some("the caller stopped waiting") };
-        let answer = tokio::time::timeout_at(deadline, reply).await;
+        let answer = tokio::time::timeout_at(deadline, async {
+            conn.flush().await;
+            reply.await
+        })
+        .await;
         in_flight.reason = match answer {
             Err(_) => Some("timed out"),
             Ok(_) => None,
@@ -459,7 +473,7 @@ impl Shared {
         let (ws, accepted) = self.endpoint.connect(timeout, self.offer_subprotocol.load(Ordering::Relaxed)).await?;
         self.offer_subprotocol.store(accepted, Ordering::Relaxed);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let conn = Connection::start(ws, self.url.clone(), generation);
+        let conn = Connection::start(ws, self.url.clone(), generation, self.options.ping_interval);
         match self.handshake(&conn).await {
             Ok(info) => Ok((conn, info)),
             Err(e) => {
@@ -478,10 +492,11 @@ impl Shared {
         });
         let params = serde_json::value::to_raw_value(&params).expect("a JSON value always serializes");
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = wire::encode_request(id, "initialize", Some(&params));
+        let frame = wire::encode_request(id, "initialize", Some(&*params));
         let reply = conn
             .start_call(id, frame, None)
             .map_err(|_| ClientError::connect(url, "the connection closed before `initialize` was sent"))?;
+        conn.flush().await;
         let timeout = self.options.connect_timeout;
         let raw = match tokio::time::timeout(timeout, reply).await {
             Err(_) => return Err(ClientError::connect(url, format!("no answer to `initialize` within {timeout:?}"))),
@@ -689,5 +704,57 @@ mod tests {
             let d = jitter(Duration::from_millis(100));
             assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100), "{d:?}");
         }
+    }
+}
+
+/// A server faked at the WebSocket level, for what `hello` cannot be made to
+/// do: answer the handshake and then go silent without closing the socket.
+#[cfg(test)]
+mod silent_server_tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_that_goes_silent_is_declared_lost() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            // The client's first attempt offers `mcp`, which this server
+            // declines; the handshake completes on the second connection.
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else { return };
+                    let Some(Ok(Message::Text(init))) = ws.next().await else { return };
+                    let id = serde_json::from_str::<Value>(init.as_str()).unwrap()["id"].clone();
+                    ws.send(Message::text(json_answer(&id))).await.unwrap();
+                    // Hold the socket open and never read again: no pongs, no answers.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    drop(ws);
+                });
+            }
+        });
+        let client = Client::builder(&url)
+            .ping_interval(Some(Duration::from_millis(100)))
+            .reconnect(false)
+            .connect()
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let e = client.request("ping", ()).await.unwrap_err();
+        assert!(e.is_connection_lost(), "{e}");
+        assert!(e.to_string().contains("not even a pong"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        server.abort();
+    }
+
+    fn json_answer(id: &Value) -> String {
+        serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "result": { "protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": { "name": "silent", "version": "0" } }
+        })
+        .to_string()
     }
 }

@@ -5,14 +5,23 @@
 //! Like hyper's client dispatch, every caller waits on a oneshot whose
 //! sender sits in the pending map; when the connection dies the map is
 //! drained and every waiter fails at once with "connection lost".
+//!
+//! Writing avoids a task hop: frames go into a lock-free queue, and the
+//! caller that finds the socket's write half free drains the whole queue
+//! into it and flushes once. A caller that finds it busy leaves its frame
+//! queued and wakes the writer task, which drains after the current holder.
+//! No frame is ever held across an await outside the queue, so a caller
+//! dropped mid-write loses nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::future::poll_fn;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -43,30 +52,51 @@ struct Pending {
 }
 
 /// The call could not be sent because the connection had closed; it never
-/// reached the server, so it may be retried on the next connection.
-pub(crate) struct NotSent;
+/// reached the server, so it may be retried on the next connection. Holds
+/// the frame, so the retry does not serialize it again.
+pub(crate) struct NotSent(pub String);
 
 pub(crate) struct Connection {
     url: Arc<str>,
+    /// Frames not yet handed to the socket.
     outgoing: mpsc::UnboundedSender<String>,
+    /// The write half and the queue's receiving end: whoever holds it drains.
+    writer: tokio::sync::Mutex<WriteHalf>,
+    /// Set when a frame was queued that nobody is draining yet.
+    writer_wake: Notify,
     pending: Mutex<Pending>,
     closed: CancellationToken,
 }
 
+struct WriteHalf {
+    sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    queue: mpsc::UnboundedReceiver<String>,
+}
+
 impl Connection {
     /// Starts the reader and writer tasks for an upgraded socket.
-    pub(crate) fn start(ws: WebSocket, url: Arc<str>, generation: u64) -> Arc<Connection> {
+    /// `ping_interval`: how often to ping the server; a connection on which
+    /// nothing at all (not even a pong) arrives for three intervals is
+    /// declared dead, so a silently vanished server cannot strand the client.
+    pub(crate) fn start(
+        ws: WebSocket,
+        url: Arc<str>,
+        generation: u64,
+        ping_interval: Option<Duration>,
+    ) -> Arc<Connection> {
         let (sink, stream) = ws.split();
-        let (outgoing, rx) = mpsc::unbounded_channel();
+        let (outgoing, queue) = mpsc::unbounded_channel();
         let conn = Arc::new(Connection {
             url: url.clone(),
             outgoing,
+            writer: tokio::sync::Mutex::new(WriteHalf { sink, queue }),
+            writer_wake: Notify::new(),
             pending: Mutex::new(Pending { closed: None, calls: HashMap::new() }),
             closed: CancellationToken::new(),
         });
         let span = tracing::info_span!("mcp_connection", url = %url, generation);
-        tokio::spawn(write_loop(conn.clone(), sink, rx).instrument(span.clone()));
-        tokio::spawn(read_loop(conn.clone(), stream).instrument(span));
+        tokio::spawn(write_loop(conn.clone(), ping_interval).instrument(span.clone()));
+        tokio::spawn(read_loop(conn.clone(), stream, ping_interval).instrument(span));
         conn
     }
 
@@ -88,7 +118,8 @@ impl Connection {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).closed.clone()
     }
 
-    /// Registers the call under `id`, then queues its frame for the writer.
+    /// Registers the call under `id` and queues its frame; the caller then
+    /// sends it with [`Connection::flush`].
     pub(crate) fn start_call(
         &self,
         id: u64,
@@ -99,14 +130,14 @@ impl Connection {
         {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             if pending.closed.is_some() {
-                return Err(NotSent);
+                return Err(NotSent(frame));
             }
             pending.calls.insert(id, PendingCall { reply: tx, progress });
         }
         // Registered first, so an answer can never arrive before its waiter.
-        if self.outgoing.send(frame).is_err() {
+        if let Err(unsent) = self.outgoing.send(frame) {
             self.forget(id);
-            return Err(NotSent);
+            return Err(NotSent(unsent.0));
         }
         Ok(rx)
     }
@@ -122,13 +153,60 @@ impl Connection {
         if self.forget(id) && self.is_open() {
             let params = serde_json::json!({ "requestId": id, "reason": reason });
             let params = serde_json::value::to_raw_value(&params).expect("a JSON value always serializes");
-            let _ = self.outgoing.send(wire::encode_notification("notifications/cancelled", Some(&params)));
+            self.queue(wire::encode_notification("notifications/cancelled", Some(&params)));
         }
     }
 
-    /// Queues a notification. False if the connection is closed.
+    /// Queues a notification for the writer task. False if the connection is closed.
     pub(crate) fn notify(&self, method: &str, params: Option<&RawValue>) -> bool {
-        self.is_open() && self.outgoing.send(wire::encode_notification(method, params)).is_ok()
+        self.is_open() && self.queue(wire::encode_notification(method, params))
+    }
+
+    /// Queues a frame and leaves the writing to the writer task (for callers
+    /// that cannot await, such as drop guards and the reader).
+    fn queue(&self, frame: String) -> bool {
+        let queued = self.outgoing.send(frame).is_ok();
+        self.writer_wake.notify_one();
+        queued
+    }
+
+    /// Sends what is queued: at once from this task if the write half is
+    /// free, otherwise by waking the writer task.
+    pub(crate) async fn flush(&self) {
+        match self.writer.try_lock() {
+            Ok(mut half) => {
+                let mut handover = Handover { conn: self, done: false };
+                self.drain(&mut half).await;
+                handover.done = true;
+            }
+            Err(_) => self.writer_wake.notify_one(),
+        }
+    }
+
+    /// Writes every queued frame and flushes once; repeats while more
+    /// arrived meanwhile, so a busy connection needs few writer wake-ups.
+    async fn drain(&self, half: &mut WriteHalf) {
+        for _ in 0..4 {
+            if half.queue.is_empty() {
+                return;
+            }
+            while !half.queue.is_empty() {
+                // Wait for room first, then take the frame: a frame is never
+                // out of the queue while this task is suspended.
+                if let Err(e) = poll_fn(|cx| half.sink.poll_ready_unpin(cx)).await {
+                    return self.shut(&format!("sending failed: {e}"));
+                }
+                let Ok(frame) = half.queue.try_recv() else { break };
+                if let Err(e) = half.sink.start_send_unpin(Message::text(frame)) {
+                    return self.shut(&format!("sending failed: {e}"));
+                }
+            }
+            if let Err(e) = half.sink.flush().await {
+                return self.shut(&format!("sending failed: {e}"));
+            }
+        }
+        // Still more: let the writer task carry on rather than hold this caller.
+        self.writer_wake.notify_one();
     }
 
     /// Closes the connection and fails every waiting call. Idempotent: the
@@ -200,7 +278,7 @@ impl Connection {
             tracing::debug!(method, "server sent a request this client does not handle");
             wire::encode_response(id, Err((-32601, &format!("the client does not support `{method}`"))))
         };
-        let _ = self.outgoing.send(answer);
+        self.queue(answer);
     }
 
     fn handle_notification(&self, method: &str, params: Option<&RawValue>) {
@@ -235,45 +313,64 @@ fn truncate(text: &str) -> &str {
     }
 }
 
-/// Drains the channel in batches so that many calls cost one flush.
-async fn write_loop(
-    conn: Arc<Connection>,
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<String>,
-) {
-    let mut batch = Vec::with_capacity(64);
+/// If a caller is dropped while draining, the writer task takes over, so
+/// frames already handed to the socket's buffer still get flushed.
+struct Handover<'a> {
+    conn: &'a Connection,
+    done: bool,
+}
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.writer_wake.notify_one();
+        }
+    }
+}
+
+/// Drains when callers could not (the write half was busy, or they cannot
+/// await), sends pings, and closes the socket when the connection ends.
+async fn write_loop(conn: Arc<Connection>, ping_interval: Option<Duration>) {
+    let mut pings = ping_interval.map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     loop {
         tokio::select! {
             biased;
             _ = conn.closed.cancelled() => break,
-            n = rx.recv_many(&mut batch, 64) => {
-                if n == 0 {
-                    break;
-                }
-                let mut result = Ok(());
-                for frame in batch.drain(..) {
-                    result = sink.feed(Message::text(frame)).await;
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                if let Err(e) = result.and(sink.flush().await) {
-                    conn.shut(&format!("sending failed: {e}"));
+            _ = conn.writer_wake.notified() => {
+                let mut half = conn.writer.lock().await;
+                conn.drain(&mut half).await;
+            }
+            _ = async { pings.as_mut().expect("guarded by the if").tick().await }, if pings.is_some() => {
+                let mut half = conn.writer.lock().await;
+                if let Err(e) = half.sink.send(Message::Ping(Default::default())).await {
+                    conn.shut(&format!("sending a ping failed: {e}"));
                     return;
                 }
             }
         }
     }
     // Say goodbye politely, but never let a stuck peer hold the task.
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut half = conn.writer.lock().await;
+        let _ = half.sink.close().await;
+    })
+    .await;
 }
 
-async fn read_loop(conn: Arc<Connection>, mut stream: futures_util::stream::SplitStream<WebSocket>) {
+async fn read_loop(
+    conn: Arc<Connection>,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    ping_interval: Option<Duration>,
+) {
+    let silence_limit = ping_interval.map(|every| every * 3).unwrap_or(Duration::MAX);
     let reason = loop {
         let next = tokio::select! {
             biased;
             _ = conn.closed.cancelled() => return,
-            next = stream.next() => next,
+            next = tokio::time::timeout(silence_limit, stream.next()) => next,
+        };
+        let Ok(next) = next else {
+            break format!("nothing arrived for {silence_limit:?}, not even a pong; the server is unreachable");
         };
         match next {
             Some(Ok(Message::Text(text))) => conn.handle_frame(text.as_str()),

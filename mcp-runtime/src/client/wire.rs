@@ -8,16 +8,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// The protocol version this client asks for.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The protocol version this client asks for: the newest with the
+/// `initialize` handshake, the same one the server side serves.
+pub const PROTOCOL_VERSION: &str = crate::protocol::LATEST_SESSION_VERSION;
 
-/// Versions the client accepts from a server. 2024-11-05 is what the
-/// Python services in production answer; the tool-call shapes it needs
-/// have not changed since.
-pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// Versions the client accepts from a server (those the server side
+/// speaks too). 2024-11-05 is what the Python services in production
+/// answer; the tool-call shapes the client needs have not changed since.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &crate::protocol::SESSION_VERSIONS;
 
 /// One content block of a tool result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Content {
@@ -36,17 +37,53 @@ pub enum Content {
     },
     ResourceLink {
         uri: String,
-        #[serde(default)]
         name: String,
-        #[serde(default, rename = "mimeType", skip_serializing_if = "Option::is_none")]
+        #[serde(rename = "mimeType", skip_serializing_if = "Option::is_none")]
         mime_type: Option<String>,
     },
     Resource {
         resource: Value,
     },
     /// A block type newer than this client; kept so a result still decodes.
-    #[serde(other)]
     Unknown,
+}
+
+/// Every member any block type has, flat: serde's internally tagged enums
+/// buffer each block before choosing the variant, and this is the hot path
+/// of every tool call.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContentFields {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+    data: Option<String>,
+    mime_type: Option<String>,
+    uri: Option<String>,
+    name: Option<String>,
+    resource: Option<Value>,
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let f = ContentFields::deserialize(deserializer)?;
+        let need = |field: Option<String>, name: &'static str| field.ok_or_else(|| D::Error::missing_field(name));
+        Ok(match f.kind.as_str() {
+            "text" => Content::Text { text: need(f.text, "text")? },
+            "image" => Content::Image { data: need(f.data, "data")?, mime_type: need(f.mime_type, "mimeType")? },
+            "audio" => Content::Audio { data: need(f.data, "data")?, mime_type: need(f.mime_type, "mimeType")? },
+            "resource_link" => Content::ResourceLink {
+                uri: need(f.uri, "uri")?,
+                name: f.name.unwrap_or_default(),
+                mime_type: f.mime_type,
+            },
+            "resource" => {
+                Content::Resource { resource: f.resource.ok_or_else(|| D::Error::missing_field("resource"))? }
+            }
+            _ => Content::Unknown,
+        })
+    }
 }
 
 impl Content {
@@ -212,17 +249,20 @@ pub(crate) fn parse_id(raw: &RawValue) -> Option<u64> {
 }
 
 /// An outgoing request, serialized once before it is queued for the writer.
-pub(crate) fn encode_request(id: u64, method: &str, params: Option<&RawValue>) -> String {
+/// `params` is serialized straight into the frame (no intermediate copy);
+/// it must be something that always serializes, such as raw JSON or a
+/// struct of strings, numbers and raw JSON.
+pub(crate) fn encode_request<P: Serialize + ?Sized>(id: u64, method: &str, params: Option<&P>) -> String {
     #[derive(Serialize)]
-    struct Request<'a> {
+    struct Request<'a, P: ?Sized> {
         jsonrpc: &'static str,
         id: u64,
         method: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
-        params: Option<&'a RawValue>,
+        params: Option<&'a P>,
     }
     serde_json::to_string(&Request { jsonrpc: "2.0", id, method, params })
-        .expect("a request of strings and raw JSON always serializes")
+        .expect("a request of strings, numbers and raw JSON always serializes")
 }
 
 pub(crate) fn encode_notification(method: &str, params: Option<&RawValue>) -> String {
@@ -304,7 +344,7 @@ mod tests {
     #[test]
     fn requests_are_compact_json() {
         let params = RawValue::from_string(r#"{"name":"echo"}"#.into()).unwrap();
-        let text = encode_request(5, "tools/call", Some(&params));
+        let text = encode_request(5, "tools/call", Some(&*params));
         assert_eq!(text, r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo"}}"#);
     }
 }
