@@ -17,10 +17,11 @@
 //!   also carry `clientCapabilities` (except on `server/discover`).
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::FutureExt;
 use serde::Deserialize;
@@ -500,11 +501,22 @@ impl Session {
         let span = tracing::debug_span!("request", id = %id, tool = tool.name());
         let future: CallFuture = Box::pin(
             async move {
-                let outcome = tokio::select! {
-                    biased;
-                    _ = token.cancelled() => None,
-                    outcome = run_tool(&tool, call) => Some(outcome),
-                };
+                // Cancellation wins whenever it has happened, so a cancelled
+                // tool is never polled again. The waiter on the token is only
+                // registered once the tool is pending: a tool that finishes
+                // on its first poll never touches the token's lock.
+                let mut work = pin!(run_tool(&tool, call));
+                let mut cancelled = pin!(token.cancelled());
+                let outcome = poll_fn(|cx| {
+                    if token.is_cancelled() {
+                        return Poll::Ready(None);
+                    }
+                    if let Poll::Ready(outcome) = work.as_mut().poll(cx) {
+                        return Poll::Ready(Some(outcome));
+                    }
+                    cancelled.as_mut().poll(cx).map(|()| None)
+                })
+                .await;
                 let response = outcome.map(|outcome| match mode {
                     CallMode::Mcp { stateless } => mcp_result(&id_raw, &tool, outcome, stateless.then_some(&*core)),
                     CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),

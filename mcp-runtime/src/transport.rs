@@ -266,9 +266,17 @@ impl Connection {
                         Message::Text(text) => match self.session.handle_text(text.as_str()) {
                             Action::Nothing => Ok(()),
                             Action::Reply(reply) => self.send(ws, reply).await,
-                            Action::Call(call) => {
-                                self.calls.push(call);
-                                Ok(())
+                            Action::Call(mut call) => {
+                                // Most tools finish on their first poll; those
+                                // skip the call set. A pending one is polled
+                                // again by the set, which registers its own waker.
+                                match poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+                                    Poll::Ready(done) => self.finish(ws, done).await,
+                                    Poll::Pending => {
+                                        self.calls.push(call);
+                                        Ok(())
+                                    }
+                                }
                             }
                         },
                         Message::Binary(_) => {
@@ -287,14 +295,7 @@ impl Connection {
                     }
                 }
                 Event::Done(done) => {
-                    self.session.call_finished(&done);
-                    let mut result = Ok(());
-                    if let Some(response) = done.response {
-                        result = self.drain_notifications(ws).await;
-                        if result.is_ok() {
-                            result = self.send(ws, response).await;
-                        }
-                    }
+                    let result = self.finish(ws, done).await;
                     if draining && self.calls.is_empty() {
                         let _ = ws.flush().await;
                         return shutting_down();
@@ -332,6 +333,14 @@ impl Connection {
                 return Ending::Dropped;
             }
         }
+    }
+
+    /// A call ended: its notifications, then its response (if it was not cancelled).
+    async fn finish(&mut self, ws: &mut Ws, done: CallDone) -> Result<(), WsError> {
+        self.session.call_finished(&done);
+        let Some(response) = done.response else { return Ok(()) };
+        self.drain_notifications(ws).await?;
+        self.send(ws, response).await
     }
 
     async fn send(&mut self, ws: &mut Ws, text: String) -> Result<(), WsError> {
