@@ -46,9 +46,8 @@ pub async fn run(url: &str, in_flight: usize, warmup: Duration, duration: Durati
                     bail!("an echo call through the client failed: {}", result.text());
                 }
                 let now = Instant::now();
-                if sent >= window_start && now <= deadline {
-                    measured.record(now - sent);
-                }
+                let in_window = sent >= window_start && now <= deadline;
+                measured.record(in_window.then(|| now - sent));
             }
         }));
     }

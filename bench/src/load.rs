@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::frames;
 
@@ -49,21 +50,48 @@ pub struct Measurement {
     pub window: Duration,
     /// Microseconds from sending a request to reading its response.
     pub latency_us: Histogram<u64>,
+    /// Every call answered, warm-up and the last in-flight ones included:
+    /// what the CPU times below were spent on.
+    pub answered: u64,
+    /// CPU time of the server process over the whole run (set by the caller).
+    pub server_cpu: Duration,
+    /// CPU time of the bench process, which drove the calls, over the whole run.
+    pub driver_cpu: Duration,
 }
 
 impl Measurement {
     pub fn new(window: Duration) -> Measurement {
-        Measurement { calls: 0, window, latency_us: new_histogram() }
+        Measurement {
+            calls: 0,
+            window,
+            latency_us: new_histogram(),
+            answered: 0,
+            server_cpu: Duration::ZERO,
+            driver_cpu: Duration::ZERO,
+        }
     }
 
-    pub fn record(&mut self, latency: Duration) {
-        self.calls += 1;
-        self.latency_us.saturating_record((latency.as_micros() as u64).max(1));
+    /// A call answered; `latency` is `None` outside the measured window.
+    pub fn record(&mut self, latency: Option<Duration>) {
+        self.answered += 1;
+        if let Some(latency) = latency {
+            self.calls += 1;
+            self.latency_us.saturating_record((latency.as_micros() as u64).max(1));
+        }
     }
 
     pub fn merge(&mut self, other: &Measurement) {
         self.calls += other.calls;
+        self.answered += other.answered;
         self.latency_us.add(&other.latency_us).expect("histograms with the same bounds add up");
+    }
+
+    pub fn server_cpu_us_per_call(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.answered.max(1) as f64
+    }
+
+    pub fn driver_cpu_us_per_call(&self) -> f64 {
+        self.driver_cpu.as_secs_f64() * 1e6 / self.answered.max(1) as f64
     }
 
     pub fn calls_per_second(&self) -> f64 {
@@ -84,13 +112,21 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
+/// tungstenite zeroes the free part of its read buffer before every read
+/// attempt (`FrameCodec::read_in`), would-block ones included: with the
+/// default 128 KiB buffer that memset was 7% of the generator's CPU. 16 KiB
+/// still takes a hundred pipelined responses per read.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(16 * 1024)
+}
+
 /// Opens a WebSocket to the server and completes the MCP handshake
 /// (`initialize`, then `notifications/initialized`).
 pub async fn connect_initialized(addr: SocketAddr) -> anyhow::Result<Connection> {
     tokio::time::timeout(CONNECT_TIMEOUT, async {
         let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true)?;
-        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream)
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(format!("ws://{addr}/"), stream, Some(config()))
             .await
             .with_context(|| format!("WebSocket handshake with {addr} failed"))?;
         ws.send(Message::text(frames::initialize_request())).await?;
@@ -208,9 +244,8 @@ async fn drive(
                         } else if !frames::is_echo_success(&text) {
                             bail!("an echo call failed: {}", text.as_str());
                         }
-                        if sent >= window_start && now <= deadline {
-                            measured.record(now - sent);
-                        }
+                        let in_window = sent >= window_start && now <= deadline;
+                        measured.record(in_window.then(|| now - sent));
                         if now < deadline {
                             sent_at.insert(next_id, Instant::now());
                             ws.feed(Message::text(frames::echo_request(next_id))).await?;

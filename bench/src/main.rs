@@ -5,6 +5,7 @@
 
 mod bare_server;
 mod client_calls;
+mod cpu;
 mod frames;
 mod idle;
 mod load;
@@ -262,6 +263,14 @@ enum Driver {
 }
 
 impl Driver {
+    /// The server the calls go to.
+    fn target(self) -> Target {
+        match self {
+            Driver::LoadGenerator(target) => target,
+            Driver::Client => Target::Runtime,
+        }
+    }
+
     fn label(self) -> String {
         match self {
             Driver::LoadGenerator(target) => format!("load generator -> {}", target.label()),
@@ -283,21 +292,24 @@ impl Bench {
         let drivers: Vec<Driver> = drivers.iter().copied().filter(|d| !self.best.contains_key(&(*d, shape))).collect();
         for run in 1..=RUNS {
             for &driver in &drivers {
-                let measured = match driver {
-                    Driver::LoadGenerator(target) => {
-                        load::run(servers.get(target).addr, shape, WARMUP, self.duration).await
-                    }
-                    Driver::Client => {
-                        client_calls::run(&servers.runtime.url(), shape.in_flight, WARMUP, self.duration).await
-                    }
+                let server = servers.get(driver.target());
+                let cpu_before = (server.cpu_time()?, cpu::process_cpu_time(None)?);
+                let mut measured = match driver {
+                    Driver::LoadGenerator(_) => load::run(server.addr, shape, WARMUP, self.duration).await,
+                    Driver::Client => client_calls::run(&server.url(), shape.in_flight, WARMUP, self.duration).await,
                 }
                 .with_context(|| format!("{shape}, {}", driver.label()))?;
+                measured.server_cpu = server.cpu_time()?.saturating_sub(cpu_before.0);
+                measured.driver_cpu = cpu::process_cpu_time(None)?.saturating_sub(cpu_before.1);
                 eprintln!(
-                    "{shape}: {} run {run}/{RUNS}: {:.0} calls/s, p50 {} µs, p99 {} µs",
+                    "{shape}: {} run {run}/{RUNS}: {:.0} calls/s, p50 {} µs, p99 {} µs, CPU per call: server {:.1} µs, \
+                     bench {:.1} µs",
                     driver.label(),
                     measured.calls_per_second(),
                     measured.p50_us(),
-                    measured.p99_us()
+                    measured.p99_us(),
+                    measured.server_cpu_us_per_call(),
+                    measured.driver_cpu_us_per_call(),
                 );
                 keep_better(&mut self.best, (driver, shape), measured);
             }

@@ -87,21 +87,23 @@ impl Report {
             let _ = writeln!(out, "### Throughput: `hello`'s `echo` through the runtime vs the bare loop\n");
             let _ = writeln!(
                 out,
-                "| Shape | Runtime calls/s | p50 µs | p99 µs | Bare calls/s | p50 µs | p99 µs | Runtime / bare | Target ≥ {:.0}% |",
+                "| Shape | Runtime calls/s | p50 µs | p99 µs | CPU µs/call | Bare calls/s | p50 µs | p99 µs | CPU µs/call | Runtime / bare | Target ≥ {:.0}% |",
                 THROUGHPUT_TARGET * 100.0
             );
-            let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|---|");
+            let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
             for row in &self.throughput {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {:.1}% | {} |",
+                    "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.1} | {:.1}% | {} |",
                     row.shape,
                     rate(&row.runtime),
                     row.runtime.p50_us(),
                     row.runtime.p99_us(),
+                    row.runtime.server_cpu_us_per_call(),
                     rate(&row.bare),
                     row.bare.p50_us(),
                     row.bare.p99_us(),
+                    row.bare.server_cpu_us_per_call(),
                     row.ratio() * 100.0,
                     verdict_at_least(row.ratio(), THROUGHPUT_TARGET),
                 );
@@ -145,10 +147,10 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "| Calls in flight | Client calls/s | p50 µs | p99 µs | Load generator calls/s | p50 µs | p99 µs | Bare loop calls/s | Client / load generator | Target ≥ {:.0}% at {CLIENT_TARGET_IN_FLIGHT} |",
+                "| Calls in flight | Client calls/s | p50 µs | p99 µs | Client CPU µs/call | Load generator calls/s | p50 µs | p99 µs | Load generator CPU µs/call | Bare loop calls/s | Client / load generator | Target ≥ {:.0}% at {CLIENT_TARGET_IN_FLIGHT} |",
                 CLIENT_TARGET * 100.0
             );
-            let _ = writeln!(out, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+            let _ = writeln!(out, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
             for row in rows {
                 let verdict = if row.in_flight == CLIENT_TARGET_IN_FLIGHT {
                     verdict_at_least(row.ratio(), CLIENT_TARGET)
@@ -157,14 +159,16 @@ impl Report {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {verdict} |",
+                    "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.1} | {} | {:.1}% | {verdict} |",
                     row.in_flight,
                     rate(&row.client),
                     row.client.p50_us(),
                     row.client.p99_us(),
+                    row.client.driver_cpu_us_per_call(),
                     rate(&row.load_generator),
                     row.load_generator.p50_us(),
                     row.load_generator.p99_us(),
+                    row.load_generator.driver_cpu_us_per_call(),
                     rate(&row.bare),
                     row.ratio() * 100.0,
                 );
@@ -231,6 +235,9 @@ fn measurement_json(m: &Measurement) -> Value {
         "calls_per_second": m.calls_per_second(),
         "p50_us": m.p50_us(),
         "p99_us": m.p99_us(),
+        "calls_answered_incl_warmup": m.answered,
+        "server_cpu_us_per_call": m.server_cpu_us_per_call(),
+        "bench_cpu_us_per_call": m.driver_cpu_us_per_call(),
     })
 }
 
@@ -246,7 +253,7 @@ fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -126,6 +126,11 @@ impl ServerProcess {
             .with_context(|| format!("no VmRSS line in {path}"))
     }
 
+    /// User + system CPU time the server has used so far.
+    pub fn cpu_time(&self) -> anyhow::Result<std::time::Duration> {
+        crate::cpu::process_cpu_time(Some(self.pid))
+    }
+
     /// Fails if the server has exited, with its exit status and last stderr lines.
     pub async fn ensure_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
