@@ -19,7 +19,7 @@ pub(crate) fn check(cx: &Ctxt, tool: &Tool<'_>) {
 fn check_signature(cx: &Ctxt, tool: &Tool<'_>) {
     let sig = &tool.item.sig;
     if sig.asyncness.is_none() {
-        cx.error_spanned_by(sig.fn_token, "#[mcp_tool] needs an `async fn`: write `async fn`");
+        cx.error_spanned_by(sig.fn_token, "#[mcp_tool] needs an `async fn`: add `async` before `fn`");
     }
     if let Some(c) = &sig.constness {
         cx.error_spanned_by(c, "#[mcp_tool] cannot be a `const fn`");
@@ -53,9 +53,16 @@ fn check_signature(cx: &Ctxt, tool: &Tool<'_>) {
 
 fn check_name(cx: &Ctxt, tool: &Tool<'_>) {
     let name = &tool.name;
-    let problem = if name.is_empty() {
-        Some("is empty".to_owned())
-    } else if name.len() > MAX_NAME_LEN {
+    if name.is_empty() {
+        match &tool.name_token {
+            NameToken::Lit(lit) => {
+                cx.error_spanned_by(lit, "the MCP tool name is empty; remove `name` to use the fn name")
+            }
+            NameToken::Ident(ident) => cx.error_spanned_by(ident, "the MCP tool name is empty"),
+        }
+        return;
+    }
+    let problem = if name.len() > MAX_NAME_LEN {
         Some(format!("is {} bytes long; at most {MAX_NAME_LEN} are allowed", name.len()))
     } else {
         name.chars()
@@ -75,8 +82,8 @@ fn check_params(cx: &Ctxt, tool: &Tool<'_>) {
         if param.ident.is_none() {
             cx.error_spanned_by(
                 &param.original.pat,
-                "#[mcp_tool] parameters must be plain names (each name is the argument name); \
-                 destructure inside the fn body instead",
+                "#[mcp_tool] parameters must be plain names, because each name is an argument name: \
+                 write `name: Type` and destructure inside the fn body",
             );
         }
         match &param.kind {

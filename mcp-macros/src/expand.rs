@@ -25,97 +25,146 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
     let item = user_fn(tool.item);
     let vis = &tool.item.vis;
     let fn_ident = &tool.item.sig.ident;
-    // Generated locals live at `mixed_site`, so they never shadow or get
-    // shadowed by the user's names (a parameter called `call`, say).
-    let call = Ident::new("__mcp_call", Span::mixed_site());
-    let schema = Ident::new("__mcp_schema", Span::mixed_site());
+    // Generated locals that appear in code which can fail to type-check are
+    // spanned on the user's token, so the error lands there (a `mixed_site`
+    // span would be reported on the attribute instead); the `__mcp_` prefix
+    // keeps them apart from the user's names.
+    let local = |name: &str, at: Span| Ident::new(name, at);
+    let call = local("__mcp_call", Span::call_site());
 
     let mut arg_fields = Vec::new();
-    let mut arg_defaults = Vec::new();
+    let mut arg_fns = Vec::new();
     let mut schema_params = Vec::new();
-    let mut assertions = Vec::new();
+    let mut extractor_checks = Vec::new();
     let mut required_state = Vec::new();
     let mut arg_bindings = Vec::new();
     let mut extractions = Vec::new();
     let mut call_args = Vec::new();
 
+    // Each type bound is required in exactly one place, spanned on the
+    // user's type, next to an assertion carrying our own message: rustc then
+    // reports each missing trait once, on that parameter, instead of once
+    // per use in the generated code.
     for (index, param) in tool.params.iter().enumerate() {
         let ty = param.ty;
-        let local = format_ident!("__mcp_param{}", index, span = Span::mixed_site());
-        call_args.push(local.clone());
+        let ty_span = ty.span();
+        let value = format_ident!("__mcp_param{}", index, span = Span::mixed_site());
+        call_args.push(value.clone());
         match &param.kind {
             ParamKind::Extractor => {
-                assertions.push(quote_spanned! {ty.span()=>
-                    const _: () = __mcp::assert_extractor::<#ty>();
+                extractor_checks.push(quote_spanned! {ty_span=>
+                    __mcp::assert_extractor::<#ty>();
                 });
-                required_state.push(quote! { <#ty as __mcp::FromToolCall>::required_state });
-                extractions.push(quote! {
-                    let #local = <#ty as __mcp::FromToolCall>::from_tool_call(&#call)?;
+                required_state.push(quote_spanned! {ty_span=>
+                    <#ty as __mcp::FromToolCall>::required_state
+                });
+                let call_here = local("__mcp_call", ty_span);
+                extractions.push(quote_spanned! {ty_span=>
+                    let #value = <#ty as __mcp::FromToolCall>::from_tool_call(&#call_here)?;
                 });
             }
             ParamKind::Argument(arg) => {
                 let field = format_ident!("__mcp_field{}", index);
                 let wire_name = &arg.name;
                 let schema_ty = arg.option_inner.unwrap_or(ty);
-                assertions.push(quote_spanned! {schema_ty.span()=>
-                    const _: () = __mcp::assert_tool_argument::<#schema_ty>();
-                });
+                let schema_span = schema_ty.span();
+                let schema = local("__mcp_schema", schema_span);
                 let description = match &arg.description {
                     Some(d) => quote!(::core::option::Option::Some(#d)),
                     None => quote!(::core::option::Option::None),
                 };
                 let required = arg.is_required(param.attrs.default.as_ref());
+
+                // Deserialization goes through a fn of ours, so the serde
+                // derive itself never requires `#ty: Deserialize`.
+                let de_fn = format_ident!("__mcp_deserialize{}", index);
+                let de_fn_path = syn::LitStr::new(&de_fn.to_string(), ty_span);
+                arg_fns.push(quote_spanned! {ty_span=>
+                    fn #de_fn<'de, D>(deserializer: D) -> ::core::result::Result<#ty, D::Error>
+                    where
+                        D: __mcp::serde::Deserializer<'de>,
+                    {
+                        <#ty as __mcp::serde::Deserialize<'de>>::deserialize(deserializer)
+                    }
+                });
+                let assertion = quote_spanned! {schema_span=>
+                    __mcp::assert_tool_argument::<#schema_ty>();
+                };
                 if let Some(default) = &param.attrs.default {
-                    let default_fn = format_ident!("__mcp_default{}", index);
+                    let default_fn = format_ident!("__mcp_default{}", index, span = default.span());
                     let default_fn_path = default_fn.to_string();
-                    arg_defaults.push(quote_spanned! {default.span()=>
+                    arg_fns.push(quote_spanned! {default.span()=>
                         fn #default_fn() -> #ty {
                             #default
                         }
                     });
                     arg_fields.push(quote! {
-                        #[serde(rename = #wire_name, default = #default_fn_path)]
+                        #[serde(rename = #wire_name, deserialize_with = #de_fn_path, default = #default_fn_path)]
                         #field: #ty
                     });
-                    schema_params.push(quote! {
-                        #schema.param_with_default::<#schema_ty>(
-                            #wire_name,
-                            #description,
-                            false,
-                            __mcp::serde_json::to_value(#default_fn()).ok(),
-                        );
+                    let to_value = quote_spanned! {default.span()=>
+                        __mcp::serde_json::to_value(#default_fn()).ok()
+                    };
+                    schema_params.push(quote_spanned! {schema_span=>
+                        #assertion
+                        #schema.param_with_default::<#schema_ty>(#wire_name, #description, false, #to_value);
                     });
                 } else {
                     let serde_default = arg.option_inner.map(|_| quote!(, default));
                     arg_fields.push(quote! {
-                        #[serde(rename = #wire_name #serde_default)]
+                        #[serde(rename = #wire_name, deserialize_with = #de_fn_path #serde_default)]
                         #field: #ty
                     });
-                    schema_params.push(quote! {
+                    schema_params.push(quote_spanned! {schema_span=>
+                        #assertion
                         #schema.param::<#schema_ty>(#wire_name, #description, #required);
                     });
                 }
-                arg_bindings.push(quote!(#field: #local));
+                arg_bindings.push(quote!(#field: #value));
             }
         }
     }
 
-    let invoke = quote!(#fn_ident(#(#call_args),*).await);
+    // The return type's bounds (`Serialize + JsonSchema`, `E: Display`) are
+    // checked where the output is converted and where `from_parts` infers
+    // `T`; both are spanned on the return type so the errors coincide there.
+    let out_span = match &tool.output {
+        Output::Result(ty) | Output::Plain(Some(ty)) => ty.span(),
+        Output::Plain(None) => tool.item.sig.ident.span(),
+    };
+    let returned = local("__mcp_returned", out_span);
     let output = match &tool.output {
-        Output::Result(ty) => quote_spanned! {ty.span()=>
-            __mcp::IntoToolOutput::into_tool_output(#invoke)
+        Output::Result(_) => quote_spanned! {out_span=>
+            __mcp::IntoToolOutput::into_tool_output(#returned)
         },
-        Output::Plain(ty) => {
-            let span = ty.map_or_else(|| tool.item.sig.ident.span(), |t| t.span());
-            quote_spanned! {span=>
-                __mcp::IntoToolOutput::into_tool_output(
-                    ::core::result::Result::Ok::<_, ::core::convert::Infallible>(#invoke)
-                )
-            }
+        Output::Plain(_) => quote_spanned! {out_span=>
+            __mcp::IntoToolOutput::into_tool_output(
+                ::core::result::Result::Ok::<_, ::core::convert::Infallible>(#returned)
+            )
+        },
+    };
+    // A non-`Send` future is reported on the fn's name, with rustc's note
+    // pointing at the `.await` that holds the culprit.
+    let handler = quote_spanned! {fn_ident.span()=>
+        |#call: __mcp::ToolCall| async move {
+            let __McpArgs { #(#arg_bindings),* } = #call.arguments::<__McpArgs>()?;
+            #(#extractions)*
+            let #returned = #fn_ident(#(#call_args),*).await;
+            #output
         }
     };
-
     let meta = tool_meta(tool);
+    let schema = local("__mcp_schema", Span::call_site());
+    let build = quote_spanned! {out_span=>
+        __mcp::Tool::from_parts(
+            #meta,
+            |#schema: &mut __mcp::InputSchema| {
+                #(#schema_params)*
+            },
+            &[#(#required_state),*],
+            #handler,
+        )
+    };
     let struct_doc = format!("Registers the MCP tool `{}`: `ServerBuilder::tool::<{}>()`.", tool.name, fn_ident);
 
     quote! {
@@ -129,32 +178,22 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
         const _: () = {
             use ::mcp_runtime::__private as __mcp;
 
-            #(#assertions)*
-
             #[derive(__mcp::serde::Deserialize)]
             #[serde(deny_unknown_fields, crate = "::mcp_runtime::__private::serde")]
             struct __McpArgs {
                 #(#arg_fields,)*
             }
 
-            #(#arg_defaults)*
-
             impl __mcp::ToolFactory for #fn_ident {
                 fn tool() -> __mcp::Tool {
-                    __mcp::Tool::from_parts(
-                        #meta,
-                        |#schema: &mut __mcp::InputSchema| {
-                            #(#schema_params)*
-                        },
-                        &[#(#required_state),*],
-                        |#call: __mcp::ToolCall| async move {
-                            let __McpArgs { #(#arg_bindings),* } = #call.arguments::<__McpArgs>()?;
-                            #(#extractions)*
-                            #output
-                        },
-                    )
+                    #(#extractor_checks)*
+                    #build
                 }
             }
+
+            // After the impl: rustc then reports our assertion (in `tool()`)
+            // before serde's own message for the same parameter.
+            #(#arg_fns)*
 
             __mcp::inventory::submit! {
                 __mcp::ToolRegistration { build: <#fn_ident as __mcp::ToolFactory>::tool }
