@@ -31,6 +31,11 @@ pub async fn serve() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // The bench waits for this exact line; println! flushes at the newline.
     println!("listening on ws://{addr}");
+    accept_loop(listener).await
+}
+
+/// Serves every connection the listener accepts, each in its own task.
+pub async fn accept_loop(listener: TcpListener) -> ! {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -268,3 +268,37 @@ async fn drive(
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
     Ok(measured)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generator against the bare loop in-process: every call is
+    /// answered, counted once, and timed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drives_the_bare_loop_and_counts_every_call() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(crate::bare_server::accept_loop(listener));
+
+        let shape = Shape { connections: 3, in_flight: 4 };
+        let measured = run(addr, shape, Duration::from_millis(100), Duration::from_millis(300)).await.unwrap();
+        assert!(measured.calls > 0, "no call answered in the window");
+        assert_eq!(measured.latency_us.len(), measured.calls);
+        assert!(measured.answered > measured.calls, "warm-up calls are answered but not counted");
+        assert!(measured.p50_us() <= measured.p99_us());
+
+        let mut ws = connect_initialized(addr).await.unwrap();
+        let reply = echo_once(&mut ws, 77).await.unwrap();
+        assert_eq!(frames::response_id(&reply), Some(77));
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_address() {
+        // Bind then drop: the port is (almost certainly) closed right after.
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let error = connect_initialized(addr).await.unwrap_err();
+        assert!(format!("{error:#}").contains(&addr.to_string()), "{error:#}");
+    }
+}
