@@ -271,6 +271,9 @@ impl Session {
             method,
             "initialize" | "ping" | "tools/list" | "tools/call" | "logging/setLevel" | "server/discover"
         );
+        // Tool calls get their span in `start_call`, around the running call.
+        let _span = (is_protocol_method && method != "tools/call")
+            .then(|| tracing::debug_span!("request", id = %id, method).entered());
         if !is_protocol_method {
             let Some(tool) = self.core.registry.get(method) else {
                 let message = format!("method not found: `{method}`");
@@ -498,7 +501,11 @@ impl Session {
         }
         let id_raw: Box<str> = id_raw.into();
         let core = self.core.clone();
-        let span = tracing::debug_span!("request", id = %id, tool = tool.name());
+        let method = match mode {
+            CallMode::Mcp { .. } => "tools/call",
+            CallMode::Legacy => tool.name(),
+        };
+        let span = tracing::debug_span!("request", id = %id, method, tool = tool.name());
         let future: CallFuture = Box::pin(
             async move {
                 // Cancellation wins whenever it has happened, so a cancelled

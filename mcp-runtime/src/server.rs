@@ -32,6 +32,57 @@ const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Entry point: `Server::builder("name", "1.0.0")`.
+///
+/// A binary's whole `main`:
+///
+/// ```no_run
+/// use mcp_runtime::{Server, mcp_tool};
+///
+/// /// Adds two integers.
+/// #[mcp_tool]
+/// async fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     Server::builder("adder", "1.0.0").discover_tools().default_port(9000).run().await
+/// }
+/// ```
+///
+/// In a library or a test, bind and serve yourself:
+///
+/// ```no_run
+/// # async fn example() -> Result<(), mcp_runtime::Error> {
+/// let bound = mcp_runtime::Server::builder("t", "0").discover_tools().bind("127.0.0.1:0").await?;
+/// let addr = bound.local_addr();
+/// let shutdown = bound.shutdown_handle();
+/// let server = tokio::spawn(bound.serve());
+/// // ... connect to ws://{addr} ...
+/// shutdown.shutdown(); // calls in flight finish, connections close with 1001
+/// server.await.expect("serve panicked")?;
+/// # Ok(()) }
+/// ```
+///
+/// # Protocol behaviour
+///
+/// - JSON-RPC 2.0, one message per WebSocket text frame. Ids (string or
+///   integer) are echoed byte for byte; notifications are never answered.
+///   Batches (arrays) get one `-32600`: MCP 2025-06-18 removed batching.
+/// - Sessions: `initialize` echoes 2024-11-05, 2025-03-26, 2025-06-18 or
+///   2025-11-25 and answers 2025-11-25 for anything else. Before it, `ping`
+///   and `server/discover` work and everything else gets `-32600` saying to
+///   initialize first, except legacy direct calls (method = tool name, params
+///   = arguments, the tool's JSON as `result`), which old clients send
+///   without a handshake.
+/// - Stateless (2026-07-28): a request whose
+///   `params._meta["io.modelcontextprotocol/protocolVersion"]` is set is
+///   served on its own, with `resultType: "complete"`; it must also carry
+///   `_meta["io.modelcontextprotocol/clientCapabilities"]`. An unknown
+///   version is `-32022` with `data: {supported, requested}`.
+/// - Calls on one connection run concurrently, up to `max_in_flight`;
+///   `notifications/cancelled` drops the call and fires its token, and the
+///   call gets no response.
 #[derive(Debug)]
 pub struct Server {
     _private: (),
