@@ -168,3 +168,29 @@ async fn stateless_requests_are_checked() {
         assert_eq!(error_code(&response), -32601, "{method}: {response}");
     }
 }
+
+#[tokio::test]
+async fn stateless_calls_report_progress_and_can_be_cancelled() {
+    let server = TestServer::start(builder()).await;
+    let mut client = server.connect().await;
+    let mut meta = stateless_meta("2026-07-28");
+    meta["progressToken"] = json!("p");
+    client
+        .send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+            "name":"work","arguments":{"steps":2,"step_ms":5},"_meta": meta}}))
+        .await;
+    let response = client.response().await;
+    assert_eq!(response["result"]["resultType"], "complete", "{response}");
+    let progress: Vec<&Value> =
+        client.notifications.iter().filter(|n| n["method"] == "notifications/progress").collect();
+    assert_eq!(progress.len(), 2, "{:?}", client.notifications);
+
+    client
+        .send(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+            "name":"nap","arguments":{"ms":60000},"_meta": stateless_meta("2026-07-28")}}))
+        .await;
+    client.notify("notifications/cancelled", Some(json!({"requestId": 2}))).await;
+    let pong = client.request(json!(3), "server/discover", None).await;
+    assert_eq!(pong["id"], 3, "the cancelled call must not answer first: {pong}");
+    client.expect_silence(std::time::Duration::from_millis(200)).await;
+}
