@@ -6,6 +6,7 @@ use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, Lit, LitBool, LitStr, Meta, Token};
 
 use crate::ctxt::Ctxt;
@@ -140,12 +141,17 @@ pub(crate) fn parse_param_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ParamAttrs {
     for attr in attrs.iter().filter(|a| a.path().is_ident("mcp")) {
         let parsed = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("default") {
-                let expr: Expr = meta.value()?.parse()?;
+                // Bare `default` means `Default::default()`, as in serde.
+                let expr: Expr = if meta.input.peek(Token![=]) {
+                    meta.value()?.parse()?
+                } else {
+                    syn::parse_quote_spanned!(meta.path.span()=> ::core::default::Default::default())
+                };
                 default.set(&meta.path, Some(expr));
                 Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown #[mcp] parameter option `{}`; expected `default = EXPR`",
+                    "unknown #[mcp] parameter option `{}`; expected `default` or `default = EXPR`",
                     meta.path.to_token_stream()
                 )))
             }

@@ -86,6 +86,15 @@ fn check_params(cx: &Ctxt, tool: &Tool<'_>) {
                  write `name: Type` and destructure inside the fn body",
             );
         }
+        for attr in &param.original.attrs {
+            if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
+                cx.error_spanned_by(
+                    attr,
+                    "#[mcp_tool] cannot compile parameters in or out: every parameter is part of the tool's schema; \
+                     make the whole tool conditional instead",
+                );
+            }
+        }
         match &param.kind {
             ParamKind::Argument(_) => check_owned_type(cx, param.ty),
             ParamKind::Extractor => {

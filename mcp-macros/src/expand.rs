@@ -147,7 +147,7 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
     // pointing at the `.await` that holds the culprit.
     let handler = quote_spanned! {fn_ident.span()=>
         |#call: __mcp::ToolCall| async move {
-            let __McpArgs { #(#arg_bindings),* } = #call.arguments::<__McpArgs>()?;
+            let __McpObject(__McpArgs { #(#arg_bindings),* }) = #call.arguments::<__McpObject>()?;
             #(#extractions)*
             let #returned = #fn_ident(#(#call_args),*).await;
             #output
@@ -182,6 +182,32 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
             #[serde(deny_unknown_fields, crate = "::mcp_runtime::__private::serde")]
             struct __McpArgs {
                 #(#arg_fields,)*
+            }
+
+            /// The arguments, read from a JSON object only: the derive alone
+            /// would also take a positional array, which MCP does not allow.
+            struct __McpObject(__McpArgs);
+
+            impl<'de> __mcp::serde::Deserialize<'de> for __McpObject {
+                fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
+                where
+                    D: __mcp::serde::Deserializer<'de>,
+                {
+                    struct Visitor;
+                    impl<'de> __mcp::serde::de::Visitor<'de> for Visitor {
+                        type Value = __McpArgs;
+                        fn expecting(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                            f.write_str("an object of named arguments")
+                        }
+                        fn visit_map<A>(self, map: A) -> ::core::result::Result<__McpArgs, A::Error>
+                        where
+                            A: __mcp::serde::de::MapAccess<'de>,
+                        {
+                            __mcp::serde::Deserialize::deserialize(__mcp::serde::de::value::MapAccessDeserializer::new(map))
+                        }
+                    }
+                    deserializer.deserialize_map(Visitor).map(__McpObject)
+                }
             }
 
             impl __mcp::ToolFactory for #fn_ident {

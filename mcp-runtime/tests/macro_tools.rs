@@ -41,9 +41,11 @@ async fn greet(
     name: Option<String>,
     #[mcp(default = 1)] times: u32,
     #[mcp(default = "!".to_owned())] punctuation: String,
+    #[mcp(default)] shout: bool,
 ) -> String {
     let name = name.unwrap_or_else(|| "world".to_owned());
-    (0..times).map(|_| format!("hello {name}{punctuation}")).collect::<Vec<_>>().join(" ")
+    let text = (0..times).map(|_| format!("hello {name}{punctuation}")).collect::<Vec<_>>().join(" ");
+    if shout { text.to_uppercase() } else { text }
 }
 
 #[derive(Clone)]
@@ -162,6 +164,29 @@ async fn absent_arguments_take_their_defaults() {
         Ok(json!("hello ann? hello ann?"))
     );
     assert_eq!(run(&tool, json!({"name": null})).await, Ok(json!("hello world!")));
+    assert_eq!(run(&tool, json!({"shout": true})).await, Ok(json!("HELLO WORLD!")));
+}
+
+#[tokio::test]
+async fn arguments_that_are_not_an_object_are_rejected() {
+    let tool = <add as ToolFactory>::tool();
+    assert_eq!(
+        run(&tool, json!([1, 2])).await,
+        invalid("invalid arguments: invalid type: sequence, expected an object of named arguments")
+    );
+    assert_eq!(
+        run(&tool, json!("a=1")).await,
+        invalid(r#"invalid arguments: invalid type: string "a=1", expected an object of named arguments"#)
+    );
+}
+
+#[tokio::test]
+async fn nested_errors_name_the_path() {
+    let tool = <with_state as ToolFactory>::tool();
+    let mut state = StateMap::default();
+    state.insert(Counter { base: 0 });
+    let out = run_call(&tool, call_with_state(json!({"type": "yards", "delta": 2}), state)).await;
+    assert_eq!(out, invalid("invalid argument `type`: unknown variant `yards`, expected `meters` or `feet`"));
 }
 
 #[tokio::test]
@@ -231,6 +256,7 @@ fn defaults_and_options_are_optional_in_the_schema() {
     assert_eq!(schema["properties"]["name"], json!({"type": "string"}));
     assert_eq!(schema["properties"]["times"]["default"], json!(1));
     assert_eq!(schema["properties"]["punctuation"], json!({"type": "string", "default": "!"}));
+    assert_eq!(schema["properties"]["shout"], json!({"type": "boolean", "default": false}));
 }
 
 #[test]

@@ -5,4 +5,7 @@ async fn add(a: i64, b: i64) -> i64 {
     a + b
 }
 
-fn main() {}
+fn main() {
+    // The registration type still exists, so only the name is reported.
+    let _ = <add as mcp_runtime::ToolFactory>::tool;
+}
