@@ -10,7 +10,8 @@
 //! buffer and flushed only when nothing else is ready, which batches
 //! responses under load without delaying a lone one.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
@@ -36,6 +37,9 @@ const SUBPROTOCOL: &str = "mcp";
 /// How long a response waits after the last notification was flushed, so
 /// the two reach the client in separate reads (see `drain_notifications`).
 const NOTIFICATION_LEAD: Duration = Duration::from_millis(5);
+
+/// How long a write may wait for the peer to read before the connection is dropped.
+const WRITE_STALL_LIMIT: Duration = Duration::from_secs(60);
 
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -297,7 +301,7 @@ impl Connection {
                 Event::Done(done) => {
                     let result = self.finish(ws, done).await;
                     if draining && self.calls.is_empty() {
-                        let _ = ws.flush().await;
+                        let _ = unstalled(ws.flush()).await;
                         return shutting_down();
                     }
                     result
@@ -349,7 +353,7 @@ impl Connection {
 
     async fn feed(&mut self, ws: &mut Ws, message: Message) -> Result<(), WsError> {
         self.dirty = true;
-        ws.feed(message).await
+        unstalled(ws.feed(message)).await
     }
 
     /// Writes the notifications a finished call left behind, and makes sure
@@ -364,7 +368,7 @@ impl Connection {
             self.notified = true;
         }
         if self.notified {
-            ws.flush().await?;
+            unstalled(ws.flush()).await?;
             self.dirty = false;
             self.notified = false;
             self.notified_at = Some(Instant::now());
@@ -376,6 +380,24 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs a write, giving up when the peer has not taken a byte for
+/// [`WRITE_STALL_LIMIT`]: a peer that stopped reading must not pin the
+/// connection (and the shutdown waiting for it) forever. A write that
+/// completes at once, the usual case, never arms a timer.
+async fn unstalled<F>(write: F) -> Result<(), WsError>
+where
+    F: Future<Output = Result<(), WsError>>,
+{
+    let mut write = pin!(write);
+    if let Poll::Ready(result) = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        return result;
+    }
+    match tokio::time::timeout(WRITE_STALL_LIMIT, write).await {
+        Ok(result) => result,
+        Err(_) => Err(WsError::Io(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"))),
     }
 }
 
