@@ -682,3 +682,44 @@ fn unparsable(text: &str, e: Option<&serde_json::Error>) -> String {
 fn strip_position(message: &str) -> &str {
     message.rfind(" at line ").map_or(message, |i| &message[..i])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let registry = Registry::build(Vec::new(), None).expect("empty registry");
+        let core = ServerCore::new("t".into(), "1".into(), None, registry, Arc::new(StateMap::default()), 10);
+        Session::new(Arc::new(core))
+    }
+
+    fn reply(session: &mut Session, text: &str) -> serde_json::Value {
+        match session.handle_text(text) {
+            Action::Reply(reply) => serde_json::from_str(&reply).expect("replies are JSON"),
+            Action::Nothing => panic!("no reply to {text}"),
+            Action::Call(_) => panic!("a call for {text}"),
+        }
+    }
+
+    #[test]
+    fn error_messages_are_escaped_json() {
+        let mut session = session();
+        let response = reply(&mut session, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\\\"b\\n\\u0001\"}");
+        assert_eq!(response["error"]["code"], -32601);
+        assert_eq!(response["error"]["message"], "method not found: `a\"b\n\u{1}`");
+    }
+
+    #[test]
+    fn ids_are_echoed_raw() {
+        let mut session = session();
+        let response = session.handle_text(r#"{"jsonrpc":"2.0","id":"x\"y","method":"ping"}"#);
+        let Action::Reply(text) = response else { panic!("no reply") };
+        assert_eq!(text, r#"{"jsonrpc":"2.0","id":"x\"y","result":{}}"#);
+    }
+
+    #[test]
+    fn notifications_get_nothing() {
+        let mut session = session();
+        assert!(matches!(session.handle_text(r#"{"jsonrpc":"2.0","method":"ping"}"#), Action::Nothing));
+    }
+}

@@ -122,3 +122,19 @@ pub(crate) fn decode_cursor(cursor: &str, page_size: usize, total: usize) -> Opt
     let offset: usize = cursor.strip_prefix("tools-")?.parse().ok()?;
     (offset > 0 && offset < total && offset.is_multiple_of(page_size)).then_some(offset)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_cursor, encode_cursor};
+
+    #[test]
+    fn only_issued_cursors_decode() {
+        assert_eq!(decode_cursor(&encode_cursor(10), 10, 25), Some(10));
+        assert_eq!(decode_cursor(&encode_cursor(20), 10, 25), Some(20));
+        assert_eq!(decode_cursor("tools-0", 10, 25), None, "page one has no cursor");
+        assert_eq!(decode_cursor("tools-30", 10, 25), None, "past the end");
+        assert_eq!(decode_cursor("tools-15", 10, 25), None, "not a page start");
+        assert_eq!(decode_cursor("tools--1", 10, 25), None);
+        assert_eq!(decode_cursor("10", 10, 25), None);
+    }
+}
