@@ -17,7 +17,60 @@ use syn::ItemFn;
 
 use crate::ctxt::Ctxt;
 
-/// Declares an MCP tool. See `mcp_runtime::mcp_tool`.
+/// Turns an `async fn` into an MCP tool.
+///
+/// ```
+/// use mcp_runtime::{ToolError, ToolFactory, mcp_tool};
+///
+/// #[derive(serde::Serialize, schemars::JsonSchema)]
+/// struct Sum {
+///     sum: i64,
+/// }
+///
+/// /// Add two numbers.
+/// #[mcp_tool(read_only)]
+/// async fn add(
+///     /// First addend
+///     a: i64,
+///     /// Second addend; 0 when absent
+///     b: Option<i64>,
+/// ) -> Result<Sum, ToolError> {
+///     a.checked_add(b.unwrap_or(0)).map(|sum| Sum { sum }).ok_or_else(|| "overflow".into())
+/// }
+///
+/// let tool = <add as ToolFactory>::tool();
+/// assert_eq!(tool.name(), "add");
+/// assert_eq!(tool.meta().description, Some("Add two numbers."));
+/// assert_eq!(tool.input_schema()["required"], serde_json::json!(["a"]));
+/// ```
+///
+/// - **Name**: the fn's name, or `name = "..."`; checked at compile time
+///   against `^[A-Za-z0-9_.-]{1,64}$`.
+/// - **Description**: the fn's doc comment, or `description = "..."`;
+///   `title = "..."` sets the display title.
+/// - **Annotations**: `read_only`, `destructive`, `idempotent`, `open_world`
+///   (bare for `true`, or `= true` / `= false`).
+/// - **Arguments**: each parameter is one property of the `inputSchema`,
+///   named exactly like the parameter (`r#type` is `type`) and described by
+///   its `///` comment. Its type needs `Deserialize` and `JsonSchema`.
+///   `Option<T>` is optional with `T`'s schema; `#[mcp(default = EXPR)]`
+///   (or bare `#[mcp(default)]` for `Default::default()`) makes a parameter
+///   optional, uses `EXPR` when it is absent and publishes it as `default`.
+///   Arguments must be a JSON object; unknown names are rejected.
+/// - **Injected parameters**: a type whose last path segment is `State` or
+///   `RequestContext` is taken from the call, not from the arguments.
+/// - **Return**: `Result<T, E>` (any path ending in `Result`, e.g.
+///   `std::io::Result<T>`) with `E: Display`, or a plain `T`; `T` needs
+///   `Serialize` and `JsonSchema`, and an object `T` gets an `outputSchema`.
+///
+/// Beside the fn, a hidden unit type of the same name implements
+/// `ToolFactory` (register it with `ServerBuilder::tool::<add>()`), and the
+/// tool is submitted to the inventory behind `discovered_tools()`.
+///
+/// Not allowed, each reported on the offending token: a non-`async`,
+/// generic, `const` or `unsafe` fn; a `self` receiver; a pattern instead of
+/// a parameter name; a borrowed or `impl Trait` argument type; `#[cfg]` on a
+/// parameter; unknown, repeated or mistyped options.
 #[proc_macro_attribute]
 pub fn mcp_tool(args: TokenStream, item: TokenStream) -> TokenStream {
     let item_tokens = proc_macro2::TokenStream::from(item);
