@@ -37,7 +37,7 @@ use crate::protocol::{
     META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
     push_json_str,
 };
-use crate::registry::{self, Registry};
+use crate::registry::{self, FastHash, Registry};
 use crate::tool::{CallError, Tool, ToolCall, ToolOutput};
 
 /// How long a stateless client may cache `tools/list` and `server/discover`:
@@ -105,7 +105,7 @@ pub(crate) struct Session {
     handle: Option<SessionHandle>,
     notifications: Option<mpsc::Receiver<String>>,
     log_level: LogLevel,
-    in_flight: HashMap<RequestId, (u64, CancellationToken)>,
+    in_flight: HashMap<RequestId, (u64, CancellationToken), FastHash>,
     next_seq: u64,
 }
 
@@ -143,7 +143,7 @@ impl Session {
             handle: None,
             notifications: None,
             log_level: LogLevel::Info,
-            in_flight: HashMap::new(),
+            in_flight: HashMap::default(),
             next_seq: 0,
         }
     }
@@ -500,7 +500,8 @@ impl Session {
             drop(previous);
         }
         let id_raw: Box<str> = id_raw.into();
-        let core = self.core.clone();
+        // Only stateless results need the server (for their `_meta`).
+        let stateless_core = matches!(mode, CallMode::Mcp { stateless: true }).then(|| self.core.clone());
         let method = match mode {
             CallMode::Mcp { .. } => "tools/call",
             CallMode::Legacy => tool.name(),
@@ -525,7 +526,7 @@ impl Session {
                 })
                 .await;
                 let response = outcome.map(|outcome| match mode {
-                    CallMode::Mcp { stateless } => mcp_result(&id_raw, &tool, outcome, stateless.then_some(&*core)),
+                    CallMode::Mcp { .. } => mcp_result(&id_raw, &tool, outcome, stateless_core.as_deref()),
                     CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),
                 });
                 CallDone { id, seq, response }

@@ -2,6 +2,7 @@
 //! the builder's state, and each tool's `tools/list` entry serialized once.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::tool::{Annotations, Tool};
 
 pub(crate) struct Registry {
     tools: Vec<Arc<Tool>>,
-    by_name: HashMap<&'static str, Arc<Tool>>,
+    by_name: HashMap<&'static str, Arc<Tool>, FastHash>,
     /// `tools/list` entries in listing order, already JSON.
     descriptors: Vec<String>,
 }
@@ -25,7 +26,8 @@ impl Registry {
     /// `state`, when given, must hold every `State<T>` a tool takes.
     pub(crate) fn build(candidates: Vec<Tool>, state: Option<&StateMap>) -> Result<Registry, Error> {
         let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(candidates.len());
-        let mut by_name: HashMap<&'static str, Arc<Tool>> = HashMap::with_capacity(candidates.len());
+        let mut by_name: HashMap<&'static str, Arc<Tool>, FastHash> =
+            HashMap::with_capacity_and_hasher(candidates.len(), FastHash::default());
         for tool in candidates {
             if let Some(existing) = by_name.get(tool.name()) {
                 if existing.meta().location == tool.meta().location {
@@ -80,6 +82,62 @@ impl Registry {
         }
         out.push(']');
         out
+    }
+}
+
+/// A multiply-rotate hash (the Firefox / rustc "Fx" hash) for the maps on
+/// the request path. SipHash's flooding resistance buys nothing here: the
+/// tool map is fixed at start-up, and the in-flight map of a connection
+/// holds at most `max_in_flight` entries.
+pub(crate) type FastHash = BuildHasherDefault<FxHasher>;
+
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(n.into());
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(n.into());
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
