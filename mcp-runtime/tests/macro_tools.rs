@@ -227,6 +227,10 @@ fn metadata_comes_from_the_fn_and_the_options() {
     assert_eq!(meta.annotations.open_world_hint, Some(false));
     assert_eq!(meta.annotations.destructive_hint, None);
     assert!(meta.location.file.ends_with("macro_tools.rs"), "{}", meta.location);
+    // The location is the attribute's, so a duplicate name points at it.
+    let source = include_str!("macro_tools.rs");
+    let attr_line = source.lines().position(|l| l.starts_with("#[mcp_tool(read_only, idempotent")).unwrap() + 1;
+    assert_eq!((meta.location.line, meta.location.column), (attr_line as u32, 1));
     assert_eq!(
         Value::Object(tool.input_schema().clone()),
         json!({
@@ -280,4 +284,37 @@ fn the_handler_future_is_send() {
     fn assert_send<T: Send>(_: &T) {}
     let tool = <with_state as ToolFactory>::tool();
     assert_send(&tool.call(call(json!({}))));
+}
+
+mod first {
+    /// Same fn name as in `second`: the registration types live in different modules.
+    #[mcp_runtime::mcp_tool(name = "first.echo")]
+    pub async fn echo(text: String) -> String {
+        text
+    }
+}
+
+mod second {
+    #[mcp_runtime::mcp_tool(name = "second.echo")]
+    pub(crate) async fn echo(text: String) -> String {
+        text.repeat(2)
+    }
+}
+
+#[tokio::test]
+async fn tools_in_modules_and_fn_bodies() {
+    let first = <first::echo as ToolFactory>::tool();
+    let second = <second::echo as ToolFactory>::tool();
+    assert_eq!(run(&first, json!({"text": "a"})).await, Ok(json!("a")));
+    assert_eq!(run(&second, json!({"text": "a"})).await, Ok(json!("aa")));
+
+    /// Declared inside a fn body.
+    #[mcp_tool]
+    async fn local(n: u8) -> u8 {
+        n + 1
+    }
+    let local = <local as ToolFactory>::tool();
+    assert_eq!(run(&local, json!({"n": 1})).await, Ok(json!(2)));
+    let names: Vec<_> = discovered_tools().map(|t| t.name()).collect();
+    assert!(names.contains(&"local") && names.contains(&"first.echo"), "{names:?}");
 }
