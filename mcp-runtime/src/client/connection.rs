@@ -14,6 +14,7 @@
 //! dropped mid-write loses nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +67,10 @@ pub(crate) struct Connection {
     writer_wake: Notify,
     pending: Mutex<Pending>,
     closed: CancellationToken,
+    /// When the reader last saw a frame, in ms since `started`: the writer
+    /// checks it at each ping, so the reader pays no timer per frame.
+    last_frame_ms: AtomicU64,
+    started: std::time::Instant,
 }
 
 struct WriteHalf {
@@ -93,10 +98,12 @@ impl Connection {
             writer_wake: Notify::new(),
             pending: Mutex::new(Pending { closed: None, calls: HashMap::new() }),
             closed: CancellationToken::new(),
+            last_frame_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         });
         let span = tracing::info_span!("mcp_connection", url = %url, generation);
         tokio::spawn(write_loop(conn.clone(), ping_interval).instrument(span.clone()));
-        tokio::spawn(read_loop(conn.clone(), stream, ping_interval).instrument(span));
+        tokio::spawn(read_loop(conn.clone(), stream).instrument(span));
         conn
     }
 
@@ -170,9 +177,14 @@ impl Connection {
         queued
     }
 
-    /// Sends what is queued: at once from this task if the write half is
-    /// free, otherwise by waking the writer task.
+    /// Sends what is queued: from this task if the write half is free,
+    /// otherwise by waking the writer task.
+    ///
+    /// It yields first: the reader usually wakes many callers at once, and
+    /// letting them all queue their next frame before anyone writes turns
+    /// many small writes (each a syscall) into one.
     pub(crate) async fn flush(&self) {
+        tokio::task::yield_now().await;
         match self.writer.try_lock() {
             Ok(mut half) => {
                 let mut handover = Handover { conn: self, done: false };
@@ -332,15 +344,25 @@ impl Drop for Handover<'_> {
 /// await), sends pings, and closes the socket when the connection ends.
 async fn write_loop(conn: Arc<Connection>, ping_interval: Option<Duration>) {
     let mut pings = ping_interval.map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+    let silence_limit = ping_interval.map(|every| every * 3).unwrap_or(Duration::MAX);
+    let closed = conn.closed.cancelled();
+    tokio::pin!(closed);
     loop {
         tokio::select! {
             biased;
-            _ = conn.closed.cancelled() => break,
+            _ = &mut closed => break,
             _ = conn.writer_wake.notified() => {
                 let mut half = conn.writer.lock().await;
                 conn.drain(&mut half).await;
             }
             _ = async { pings.as_mut().expect("guarded by the if").tick().await }, if pings.is_some() => {
+                let last_frame = Duration::from_millis(conn.last_frame_ms.load(Ordering::Relaxed));
+                if conn.started.elapsed().saturating_sub(last_frame) > silence_limit {
+                    conn.shut(&format!(
+                        "nothing arrived for over {silence_limit:?}, not even a pong; the server is unreachable"
+                    ));
+                    return;
+                }
                 let mut half = conn.writer.lock().await;
                 if let Err(e) = half.sink.send(Message::Ping(Default::default())).await {
                     conn.shut(&format!("sending a ping failed: {e}"));
@@ -357,21 +379,16 @@ async fn write_loop(conn: Arc<Connection>, ping_interval: Option<Duration>) {
     .await;
 }
 
-async fn read_loop(
-    conn: Arc<Connection>,
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
-    ping_interval: Option<Duration>,
-) {
-    let silence_limit = ping_interval.map(|every| every * 3).unwrap_or(Duration::MAX);
+async fn read_loop(conn: Arc<Connection>, mut stream: futures_util::stream::SplitStream<WebSocket>) {
+    let closed = conn.closed.cancelled();
+    tokio::pin!(closed);
     let reason = loop {
         let next = tokio::select! {
             biased;
-            _ = conn.closed.cancelled() => return,
-            next = tokio::time::timeout(silence_limit, stream.next()) => next,
+            _ = &mut closed => return,
+            next = stream.next() => next,
         };
-        let Ok(next) = next else {
-            break format!("nothing arrived for {silence_limit:?}, not even a pong; the server is unreachable");
-        };
+        conn.last_frame_ms.store(conn.started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match next {
             Some(Ok(Message::Text(text))) => conn.handle_frame(text.as_str()),
             Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
