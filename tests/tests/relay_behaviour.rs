@@ -53,8 +53,10 @@ impl Relay {
 
     /// The next stdout line, which must be one JSON-RPC message.
     fn recv(&self, within: Duration) -> Value {
-        let line = self.lines.recv_timeout(within).unwrap_or_else(|_| panic!("no message from the relay in {within:?}"));
-        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried non-JSON {line:?}: {e}"));
+        let line =
+            self.lines.recv_timeout(within).unwrap_or_else(|_| panic!("no message from the relay in {within:?}"));
+        let value: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried non-JSON {line:?}: {e}"));
         assert_eq!(value["jsonrpc"], "2.0", "{line}");
         value
     }
@@ -204,7 +206,8 @@ fn bad_command_lines_fail_with_a_message_and_nothing_on_stdout() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ws://"), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = Command::new(binary("mcp-relay")).args(["ws://127.0.0.1:1/", "--queue-timeout", "soon"]).output().unwrap();
+    let out =
+        Command::new(binary("mcp-relay")).args(["ws://127.0.0.1:1/", "--queue-timeout", "soon"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("seconds"), "{}", String::from_utf8_lossy(&out.stderr));
 
