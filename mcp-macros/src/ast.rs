@@ -1,9 +1,7 @@
 //! The model of one `#[mcp_tool]` fn, borrowed from syn: every piece keeps
 //! the user's original node so errors and generated code carry its span.
 
-use syn::{
-    Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, PatType, PathArguments, Receiver, ReturnType, Type,
-};
+use syn::{FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, PatType, PathArguments, Receiver, ReturnType, Type};
 
 use crate::attr::{self, ToolAttrs};
 use crate::ctxt::Ctxt;
@@ -48,12 +46,6 @@ pub(crate) struct Argument<'a> {
     pub(crate) description: Option<String>,
     /// `T` when the parameter is `Option<T>`: optional, with `T`'s schema.
     pub(crate) option_inner: Option<&'a Type>,
-}
-
-impl Argument<'_> {
-    pub(crate) fn is_required(&self, default: Option<&Expr>) -> bool {
-        self.option_inner.is_none() && default.is_none()
-    }
 }
 
 pub(crate) enum Output<'a> {
