@@ -86,6 +86,15 @@ impl Measurement {
         self.latency_us.add(&other.latency_us).expect("histograms with the same bounds add up");
     }
 
+    /// Adds a later slice of the same measurement: its calls, its window,
+    /// its CPU times.
+    pub fn add_slice(&mut self, slice: &Measurement) {
+        self.merge(slice);
+        self.window += slice.window;
+        self.server_cpu += slice.server_cpu;
+        self.driver_cpu += slice.driver_cpu;
+    }
+
     pub fn server_cpu_us_per_call(&self) -> f64 {
         self.server_cpu.as_secs_f64() * 1e6 / self.answered.max(1) as f64
     }
@@ -177,40 +186,66 @@ pub async fn echo_once(ws: &mut Connection, id: u64) -> anyhow::Result<String> {
     Ok(reply.as_str().to_owned())
 }
 
-/// Runs `shape` against the server: connect and initialize everything first,
-/// then all connections start together, warm up, and count for `duration`.
-pub async fn run(addr: SocketAddr, shape: Shape, warmup: Duration, duration: Duration) -> anyhow::Result<Measurement> {
-    let connections = connect_many(addr, shape.connections, 64).await?;
-    let start = Instant::now();
-    let window_start = start + warmup;
-    let deadline = window_start + duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    for ws in connections {
-        tasks
-            .spawn(tokio::time::timeout_at(deadline + DRAIN_GRACE, drive(ws, shape.in_flight, window_start, deadline)));
+/// The connections of one shape to one server, kept open across the slices
+/// of a measurement so that switching between servers costs no handshakes.
+pub struct LoadConnections {
+    shape: Shape,
+    /// Each connection with the id its next request gets: ids keep growing
+    /// across slices, so a late answer could never be taken for a new call.
+    connections: Vec<(Connection, u64)>,
+}
+
+impl LoadConnections {
+    /// Connects and initializes every connection of `shape`.
+    pub async fn open(addr: SocketAddr, shape: Shape) -> anyhow::Result<LoadConnections> {
+        let connections = connect_many(addr, shape.connections, 64).await?;
+        Ok(LoadConnections { shape, connections: connections.into_iter().map(|ws| (ws, 1)).collect() })
     }
-    let mut total = Measurement::new(duration);
-    while let Some(joined) = tasks.join_next().await {
-        let measured = joined
-            .context("a load-generator task panicked")?
-            .map_err(|_| anyhow!("the server left calls unanswered {DRAIN_GRACE:?} after the deadline"))??;
-        total.merge(&measured);
+
+    /// All connections start together, warm up for `warmup` (not counted),
+    /// then count for `duration`; returns once every call sent has been answered.
+    pub async fn slice(&mut self, warmup: Duration, duration: Duration) -> anyhow::Result<Measurement> {
+        let window_start = Instant::now() + warmup;
+        let deadline = window_start + duration;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, (mut ws, next_id)) in self.connections.drain(..).enumerate() {
+            let in_flight = self.shape.in_flight;
+            tasks.spawn(async move {
+                let driven = tokio::time::timeout_at(
+                    deadline + DRAIN_GRACE,
+                    drive(&mut ws, next_id, in_flight, window_start, deadline),
+                )
+                .await;
+                (index, ws, driven)
+            });
+        }
+        let mut total = Measurement::new(duration);
+        let mut returned = Vec::with_capacity(tasks.len());
+        while let Some(joined) = tasks.join_next().await {
+            let (index, ws, driven) = joined.context("a load-generator task panicked")?;
+            let (measured, next_id) = driven
+                .map_err(|_| anyhow!("the server left calls unanswered {DRAIN_GRACE:?} after the deadline"))??;
+            total.merge(&measured);
+            returned.push((index, ws, next_id));
+        }
+        returned.sort_by_key(|(index, _, _)| *index);
+        self.connections = returned.into_iter().map(|(_, ws, next_id)| (ws, next_id)).collect();
+        Ok(total)
     }
-    Ok(total)
 }
 
 /// Keeps `in_flight` calls outstanding on one connection until `deadline`,
 /// then waits for the last ones. Counts calls sent and answered inside
-/// [`window_start`, `deadline`].
+/// [`window_start`, `deadline`]. Returns the next unused id.
 async fn drive(
-    mut ws: Connection,
+    ws: &mut Connection,
+    mut next_id: u64,
     in_flight: usize,
     window_start: Instant,
     deadline: Instant,
-) -> anyhow::Result<Measurement> {
+) -> anyhow::Result<(Measurement, u64)> {
     let mut measured = Measurement::new(deadline - window_start);
     let mut sent_at: HashMap<u64, Instant> = HashMap::with_capacity(in_flight * 2);
-    let mut next_id = 1u64;
     let mut checked_one = false;
     for _ in 0..in_flight {
         sent_at.insert(next_id, Instant::now());
@@ -264,9 +299,7 @@ async fn drive(
             ws.flush().await?;
         }
     }
-    // A clean close, so that the server does not log a reset per connection.
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-    Ok(measured)
+    Ok((measured, next_id))
 }
 
 #[cfg(test)]
@@ -282,11 +315,15 @@ mod tests {
         let server = tokio::spawn(crate::bare_server::accept_loop(listener));
 
         let shape = Shape { connections: 3, in_flight: 4 };
-        let measured = run(addr, shape, Duration::from_millis(100), Duration::from_millis(300)).await.unwrap();
-        assert!(measured.calls > 0, "no call answered in the window");
-        assert_eq!(measured.latency_us.len(), measured.calls);
-        assert!(measured.answered > measured.calls, "warm-up calls are answered but not counted");
-        assert!(measured.p50_us() <= measured.p99_us());
+        let mut connections = LoadConnections::open(addr, shape).await.unwrap();
+        for _ in 0..2 {
+            let measured = connections.slice(Duration::from_millis(100), Duration::from_millis(200)).await.unwrap();
+            assert!(measured.calls > 0, "no call answered in the window");
+            assert_eq!(measured.latency_us.len(), measured.calls);
+            assert!(measured.answered > measured.calls, "warm-up calls are answered but not counted");
+            assert!(measured.p50_us() <= measured.p99_us());
+        }
+        assert!(connections.connections.iter().all(|(_, next_id)| *next_id > 1));
 
         let mut ws = connect_initialized(addr).await.unwrap();
         let reply = echo_once(&mut ws, 77).await.unwrap();

@@ -19,14 +19,18 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::load::{Measurement, Shape};
+use crate::client_calls::ClientCalls;
+use crate::load::{LoadConnections, Measurement, Shape};
 use crate::report::{ClientRow, Report, ResponseFrames, ThroughputRow};
 use crate::server_process::{ServerProcess, ServerPrograms, Target};
 
-/// Runs before each measured window; not counted.
+/// Warm-up of each driver's connections before its first slice; not counted.
 const WARMUP: Duration = Duration::from_secs(1);
-/// Each figure is the better of this many runs: the machine is shared and noisy.
-const RUNS: usize = 2;
+/// The contenders of a row take turns in slices this long, so that all of
+/// them sample the noise of a shared machine alike.
+const SLICE: Duration = Duration::from_secs(1);
+/// Run before each slice, not counted: the other contender just had the cores.
+const SLICE_WARMUP: Duration = Duration::from_millis(200);
 
 const THROUGHPUT_SHAPES: [Shape; 2] = [Shape { connections: 1, in_flight: 1 }, Shape { connections: 32, in_flight: 4 }];
 const CLIENT_IN_FLIGHT: [usize; 3] = [1, 16, 256];
@@ -37,7 +41,7 @@ const BARE: Driver = Driver::LoadGenerator(Target::Bare);
 #[derive(Parser)]
 #[command(version, about = "Benchmark mcp-runtime's server and client against a bare WebSocket loop")]
 struct Cli {
-    /// Measured seconds per run (each shape runs twice per server, after a 1 s warm-up).
+    /// Measured seconds per contender and shape, taken in 1 s turns with the other contenders.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     seconds: u64,
     /// Run one section only.
@@ -101,7 +105,6 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
     let programs = locate_programs(cli)?;
-    let duration = Duration::from_secs(cli.seconds);
     let wants = |section| cli.only.is_none_or(|only| only == section);
     if cfg!(debug_assertions) {
         eprintln!(
@@ -124,22 +127,27 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut report = Report {
         machine: describe_machine(),
         method: format!(
-            "Each throughput figure is the better of {RUNS} runs of {} s (after {} s warm-up). The runtime and the bare \
-             loop ran interleaved (runtime, bare, runtime, bare) in this same run of mcp-bench, so both columns of a \
-             row saw the same machine. Latency: per call, request sent to response read, by id (hdrhistogram).",
+            "All figures come from this one run of mcp-bench. The contenders of each row (runtime and bare loop; \
+             client, load generator -> runtime and load generator -> bare) took turns on the same machine: after \
+             a {} s warm-up each, {} rounds in which each ran for {} s (after {} ms not counted); each figure sums \
+             its {} slices. Latency: per call, from sending the request to reading its response (HdrHistogram). \
+             CPU µs/call: user + system time of the process named, over its slices, per call answered.",
+            WARMUP.as_secs(),
             cli.seconds,
-            WARMUP.as_secs()
+            SLICE.as_secs(),
+            SLICE_WARMUP.as_millis(),
+            cli.seconds,
         ),
         ..Report::default()
     };
-    let mut bench = Bench { duration, best: HashMap::new() };
+    let mut bench = Bench { slices: cli.seconds as u32, measured: HashMap::new() };
 
     if wants(Section::Throughput) || wants(Section::Client) {
         let servers = Servers::start(&programs).await?;
         report.response_frames = Some(servers.response_frames().await?);
         if wants(Section::Throughput) {
             for shape in THROUGHPUT_SHAPES {
-                bench.best_of(&servers, shape, &[RUNTIME, BARE]).await?;
+                bench.measure(&servers, shape, &[RUNTIME, BARE]).await?;
                 report.throughput.push(ThroughputRow {
                     shape,
                     runtime: bench.get(RUNTIME, shape),
@@ -173,7 +181,7 @@ async fn client_section(bench: &mut Bench, servers: &Servers) -> anyhow::Result<
     let mut rows = Vec::new();
     for in_flight in CLIENT_IN_FLIGHT {
         let shape = Shape { connections: 1, in_flight };
-        bench.best_of(servers, shape, &[Driver::Client, RUNTIME, BARE]).await?;
+        bench.measure(servers, shape, &[Driver::Client, RUNTIME, BARE]).await?;
         rows.push(ClientRow {
             in_flight,
             client: bench.get(Driver::Client, shape),
@@ -279,54 +287,83 @@ impl Driver {
     }
 }
 
+/// A driver with its connections open, ready for the next slice.
+enum Running {
+    Load(LoadConnections),
+    Client(ClientCalls),
+}
+
+impl Running {
+    async fn open(driver: Driver, server: &ServerProcess, shape: Shape) -> anyhow::Result<Running> {
+        Ok(match driver {
+            Driver::LoadGenerator(_) => Running::Load(LoadConnections::open(server.addr, shape).await?),
+            Driver::Client => Running::Client(ClientCalls::open(&server.url(), shape.in_flight).await?),
+        })
+    }
+
+    async fn slice(&mut self, warmup: Duration, duration: Duration) -> anyhow::Result<Measurement> {
+        match self {
+            Running::Load(connections) => connections.slice(warmup, duration).await,
+            Running::Client(client) => client.slice(warmup, duration).await,
+        }
+    }
+}
+
 /// Measurements so far, so that a figure two sections need is measured once.
 struct Bench {
-    duration: Duration,
-    best: HashMap<(Driver, Shape), Measurement>,
+    /// Measured slices per driver and shape.
+    slices: u32,
+    measured: HashMap<(Driver, Shape), Measurement>,
 }
 
 impl Bench {
-    /// Runs `shape` with each driver, interleaved, [`RUNS`] times, and keeps
-    /// each driver's best; skips what was measured already.
-    async fn best_of(&mut self, servers: &Servers, shape: Shape, drivers: &[Driver]) -> anyhow::Result<()> {
-        let drivers: Vec<Driver> = drivers.iter().copied().filter(|d| !self.best.contains_key(&(*d, shape))).collect();
-        for run in 1..=RUNS {
-            for &driver in &drivers {
-                let server = servers.get(driver.target());
+    /// Measures `shape` with each driver not measured yet: all connect,
+    /// warm up, then take turns, one [`SLICE`] each per round, `slices`
+    /// rounds. Each driver's figure sums its slices, so all contenders
+    /// sample the machine's noise alike.
+    async fn measure(&mut self, servers: &Servers, shape: Shape, drivers: &[Driver]) -> anyhow::Result<()> {
+        let drivers: Vec<Driver> =
+            drivers.iter().copied().filter(|d| !self.measured.contains_key(&(*d, shape))).collect();
+        let mut running = Vec::with_capacity(drivers.len());
+        for &driver in &drivers {
+            let server = servers.get(driver.target());
+            let mut opened =
+                Running::open(driver, server, shape).await.with_context(|| format!("{shape}, {}", driver.label()))?;
+            opened
+                .slice(WARMUP, Duration::ZERO)
+                .await
+                .with_context(|| format!("{shape}, {} warm-up", driver.label()))?;
+            running.push((driver, server, opened, Measurement::new(Duration::ZERO)));
+        }
+        for round in 1..=self.slices {
+            let mut line = format!("{shape}, slice {round}/{}:", self.slices);
+            for (driver, server, opened, total) in &mut running {
                 let cpu_before = (server.cpu_time()?, cpu::process_cpu_time(None)?);
-                let mut measured = match driver {
-                    Driver::LoadGenerator(_) => load::run(server.addr, shape, WARMUP, self.duration).await,
-                    Driver::Client => client_calls::run(&server.url(), shape.in_flight, WARMUP, self.duration).await,
-                }
-                .with_context(|| format!("{shape}, {}", driver.label()))?;
-                measured.server_cpu = server.cpu_time()?.saturating_sub(cpu_before.0);
-                measured.driver_cpu = cpu::process_cpu_time(None)?.saturating_sub(cpu_before.1);
-                eprintln!(
-                    "{shape}: {} run {run}/{RUNS}: {:.0} calls/s, p50 {} µs, p99 {} µs, CPU per call: server {:.1} µs, \
-                     bench {:.1} µs",
-                    driver.label(),
-                    measured.calls_per_second(),
-                    measured.p50_us(),
-                    measured.p99_us(),
-                    measured.server_cpu_us_per_call(),
-                    measured.driver_cpu_us_per_call(),
-                );
-                keep_better(&mut self.best, (driver, shape), measured);
+                let mut slice =
+                    opened.slice(SLICE_WARMUP, SLICE).await.with_context(|| format!("{shape}, {}", driver.label()))?;
+                slice.server_cpu = server.cpu_time()?.saturating_sub(cpu_before.0);
+                slice.driver_cpu = cpu::process_cpu_time(None)?.saturating_sub(cpu_before.1);
+                line.push_str(&format!(" {} {:.0}/s;", driver.label(), slice.calls_per_second()));
+                total.add_slice(&slice);
             }
+            eprintln!("{line}");
+        }
+        for (driver, _, _, total) in running {
+            eprintln!(
+                "{shape}, {}: {:.0} calls/s, p50 {} µs, p99 {} µs, CPU per call: server {:.1} µs, bench {:.1} µs",
+                driver.label(),
+                total.calls_per_second(),
+                total.p50_us(),
+                total.p99_us(),
+                total.server_cpu_us_per_call(),
+                total.driver_cpu_us_per_call(),
+            );
+            self.measured.insert((driver, shape), total);
         }
         Ok(())
     }
 
     fn get(&self, driver: Driver, shape: Shape) -> Measurement {
-        self.best[&(driver, shape)].clone()
-    }
-}
-
-fn keep_better<K: std::hash::Hash + Eq>(best: &mut HashMap<K, Measurement>, key: K, measured: Measurement) {
-    match best.get(&key) {
-        Some(previous) if previous.calls >= measured.calls => {}
-        _ => {
-            best.insert(key, measured);
-        }
+        self.measured[&(driver, shape)].clone()
     }
 }
