@@ -571,7 +571,14 @@ fn mcp_result(
     outcome: Result<ToolOutput, CallError>,
     stateless: Option<&ServerCore>,
 ) -> String {
-    let mut out = String::with_capacity(128);
+    // Sized for the usual case (structured JSON, escaped once) so the
+    // response is built in one allocation.
+    let body = match &outcome {
+        Ok(output) => 2 * output.json.get().len() + 16,
+        Err(e) => e.message().len() + 16,
+    };
+    let suffix = stateless.map_or(0, |core| core.stateless_suffix.len());
+    let mut out = String::with_capacity(id_raw.len() + body + suffix + 96);
     out.push_str(r#"{"jsonrpc":"2.0","id":"#);
     out.push_str(id_raw);
     out.push_str(r#","result":{"content":[{"type":"text","text":"#);
@@ -579,7 +586,6 @@ fn mcp_result(
         Ok(output) => {
             let json = output.json.get();
             let structured = tool.output_schema().is_some();
-            out.reserve(json.len() * if structured { 2 } else { 1 } + 64);
             if !structured && json.starts_with('"') {
                 // Already a JSON string literal: exactly the text we want.
                 out.push_str(json);

@@ -211,11 +211,15 @@ impl Connection {
         let mut grace: Option<Pin<Box<Sleep>>> = None;
         let shutdown = self.shutdown.clone();
         let mut shutdown_signal = pin!(shutdown.cancelled());
+        let mut shutdown_armed = false;
         loop {
             let event = poll_fn(|cx| {
                 // Notifications first: a tool's progress must reach the
-                // client before that tool's response.
-                if let Some(rx) = self.session.notifications()
+                // client before that tool's response. Only running calls
+                // send them (a call finishing drains what it left), so an
+                // idle loop does not re-arm the channel's waker.
+                if !self.calls.is_empty()
+                    && let Some(rx) = self.session.notifications()
                     && let Poll::Ready(Some(text)) = rx.poll_recv(cx)
                 {
                     return Poll::Ready(Event::Notification(text));
@@ -244,8 +248,19 @@ impl Connection {
                         Poll::Pending => {}
                     }
                 }
-                if !draining && shutdown_signal.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Shutdown);
+                if !draining {
+                    // The first poll leaves this task's waker with the token;
+                    // after that an atomic load is enough (polling again
+                    // would take the token's lock on every loop).
+                    if shutdown_armed {
+                        if shutdown.is_cancelled() {
+                            return Poll::Ready(Event::Shutdown);
+                        }
+                    } else if shutdown_signal.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::Shutdown);
+                    } else {
+                        shutdown_armed = true;
+                    }
                 }
                 if let Some(ping) = &mut ping
                     && ping.poll_tick(cx).is_ready()
