@@ -441,6 +441,9 @@ fn rewriting_touches_schema_positions_only() {
         "enum": [{"const": 1}],
     });
     make_client_compatible(&mut schema);
+    let once = schema.clone();
+    make_client_compatible(&mut schema);
+    assert_eq!(schema, once, "rewriting is idempotent");
     assert_eq!(
         schema,
         json!({
