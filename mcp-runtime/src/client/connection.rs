@@ -8,13 +8,14 @@
 //!
 //! Writing avoids a task hop: frames go into a lock-free queue, and the
 //! caller that finds the socket's write half free drains the whole queue
-//! into it and flushes once. A caller that finds it busy leaves its frame
-//! queued and wakes the writer task, which drains after the current holder.
-//! No frame is ever held across an await outside the queue, so a caller
-//! dropped mid-write loses nothing.
+//! into it and flushes once. A caller that finds it busy just leaves its
+//! frame queued: the holder looks at the queue's length again after
+//! releasing the write half, so the frame cannot be stranded. No frame is
+//! ever held across an await outside the queue, so a caller dropped
+//! mid-write loses nothing (the writer task takes over).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ pub(crate) struct Connection {
     url: Arc<str>,
     /// Frames not yet handed to the socket.
     outgoing: mpsc::UnboundedSender<String>,
+    /// How many frames `outgoing` holds, readable without the writer lock.
+    queued: AtomicUsize,
     /// The write half and the queue's receiving end: whoever holds it drains.
     writer: tokio::sync::Mutex<WriteHalf>,
     /// Set when a frame was queued that nobody is draining yet.
@@ -94,6 +97,7 @@ impl Connection {
         let conn = Arc::new(Connection {
             url: url.clone(),
             outgoing,
+            queued: AtomicUsize::new(0),
             writer: tokio::sync::Mutex::new(WriteHalf { sink, queue }),
             writer_wake: Notify::new(),
             pending: Mutex::new(Pending { closed: None, calls: HashMap::new() }),
@@ -146,6 +150,7 @@ impl Connection {
             self.forget(id);
             return Err(NotSent(unsent.0));
         }
+        self.queued.fetch_add(1, Ordering::SeqCst);
         Ok(rx)
     }
 
@@ -173,6 +178,9 @@ impl Connection {
     /// that cannot await, such as drop guards and the reader).
     fn queue(&self, frame: String) -> bool {
         let queued = self.outgoing.send(frame).is_ok();
+        if queued {
+            self.queued.fetch_add(1, Ordering::SeqCst);
+        }
         self.writer_wake.notify_one();
         queued
     }
@@ -185,40 +193,50 @@ impl Connection {
     /// many small writes (each a syscall) into one.
     pub(crate) async fn flush(&self) {
         tokio::task::yield_now().await;
-        match self.writer.try_lock() {
-            Ok(mut half) => {
-                let mut handover = Handover { conn: self, done: false };
-                self.drain(&mut half).await;
-                handover.done = true;
+        let mut handover = Handover { conn: self, done: false };
+        // Whoever holds the write half re-checks the queue after letting go,
+        // so a frame queued while it was busy is always picked up.
+        while self.queued.load(Ordering::SeqCst) > 0 {
+            let Ok(mut half) = self.writer.try_lock() else { break };
+            if self.drain(&mut half).await != Drained::Empty {
+                break;
             }
-            Err(_) => self.writer_wake.notify_one(),
         }
+        handover.done = true;
     }
 
     /// Writes every queued frame and flushes once; repeats while more
-    /// arrived meanwhile, so a busy connection needs few writer wake-ups.
-    async fn drain(&self, half: &mut WriteHalf) {
-        for _ in 0..4 {
-            if half.queue.is_empty() {
-                return;
-            }
-            while !half.queue.is_empty() {
-                // Wait for room first, then take the frame: a frame is never
-                // out of the queue while this task is suspended.
+    /// arrived meanwhile.
+    async fn drain(&self, half: &mut WriteHalf) -> Drained {
+        while self.queued.load(Ordering::SeqCst) > 0 {
+            let mut sent = 0;
+            loop {
+                // Room first, then take the frame: a frame is never out of
+                // the queue while this task is suspended.
                 if let Err(e) = poll_fn(|cx| half.sink.poll_ready_unpin(cx)).await {
-                    return self.shut(&format!("sending failed: {e}"));
+                    self.shut(&format!("sending failed: {e}"));
+                    return Drained::Failed;
                 }
                 let Ok(frame) = half.queue.try_recv() else { break };
+                self.queued.fetch_sub(1, Ordering::SeqCst);
                 if let Err(e) = half.sink.start_send_unpin(Message::text(frame)) {
-                    return self.shut(&format!("sending failed: {e}"));
+                    self.shut(&format!("sending failed: {e}"));
+                    return Drained::Failed;
                 }
+                sent += 1;
+            }
+            if sent == 0 {
+                // Counted but not yet receivable: another thread is midway
+                // through its send. The writer task comes back for it.
+                self.writer_wake.notify_one();
+                return Drained::Stalled;
             }
             if let Err(e) = half.sink.flush().await {
-                return self.shut(&format!("sending failed: {e}"));
+                self.shut(&format!("sending failed: {e}"));
+                return Drained::Failed;
             }
         }
-        // Still more: let the writer task carry on rather than hold this caller.
-        self.writer_wake.notify_one();
+        Drained::Empty
     }
 
     /// Closes the connection and fails every waiting call. Idempotent: the
@@ -325,6 +343,16 @@ fn truncate(text: &str) -> &str {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// Everything queued went out.
+    Empty,
+    /// Gave up for now; the writer task was woken to finish.
+    Stalled,
+    /// The connection is closed.
+    Failed,
+}
+
 /// If a caller is dropped while draining, the writer task takes over, so
 /// frames already handed to the socket's buffer still get flushed.
 struct Handover<'a> {
@@ -353,7 +381,9 @@ async fn write_loop(conn: Arc<Connection>, ping_interval: Option<Duration>) {
             _ = &mut closed => break,
             _ = conn.writer_wake.notified() => {
                 let mut half = conn.writer.lock().await;
-                conn.drain(&mut half).await;
+                if conn.drain(&mut half).await == Drained::Failed {
+                    return;
+                }
             }
             _ = async { pings.as_mut().expect("guarded by the if").tick().await }, if pings.is_some() => {
                 let last_frame = Duration::from_millis(conn.last_frame_ms.load(Ordering::Relaxed));
