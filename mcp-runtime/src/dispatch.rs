@@ -105,7 +105,10 @@ pub(crate) struct Session {
     handle: Option<SessionHandle>,
     notifications: Option<mpsc::Receiver<String>>,
     log_level: LogLevel,
-    in_flight: HashMap<RequestId, (u64, CancellationToken), FastHash>,
+    /// Running calls by id, for `notifications/cancelled`. The context
+    /// stands in for the token: cloning it is an `Arc` increment, cloning a
+    /// `CancellationToken` takes its lock.
+    in_flight: HashMap<RequestId, (u64, RequestContext), FastHash>,
     next_seq: u64,
 }
 
@@ -161,8 +164,8 @@ impl Session {
 
     /// Fires every in-flight call's token (the connection is going away).
     pub(crate) fn cancel_all(&mut self) {
-        for (_, (_, token)) in self.in_flight.drain() {
-            token.cancel();
+        for (_, (_, call)) in self.in_flight.drain() {
+            call.cancellation_token().cancel();
         }
     }
 
@@ -257,9 +260,9 @@ impl Session {
                     return;
                 };
                 // Unknown ids are normal: the call may have finished already.
-                if let Some((_, token)) = self.in_flight.remove(&id) {
+                if let Some((_, call)) = self.in_flight.remove(&id) {
                     tracing::debug!(request = %id, "request cancelled by the client");
-                    token.cancel();
+                    call.cancellation_token().cancel();
                 }
             }
             other => tracing::debug!(method = other, "ignoring notification"),
@@ -488,17 +491,21 @@ impl Session {
         progress: Option<&RawValue>,
         mode: CallMode,
     ) -> Action {
-        let token = CancellationToken::new();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let context =
-            RequestContext::new(id.clone(), progress.map(RawValue::to_owned), token.clone(), self.session_handle());
-        let call = ToolCall::new(arguments.map(RawValue::to_owned), context, self.core.state.clone());
-        if let Some((_, previous)) = self.in_flight.insert(id.clone(), (seq, token.clone())) {
+        let context = RequestContext::new(
+            id.clone(),
+            progress.map(RawValue::to_owned),
+            CancellationToken::new(),
+            self.session_handle(),
+        );
+        let watch = context.clone();
+        if let Some((_, previous)) = self.in_flight.insert(id.clone(), (seq, context.clone())) {
             // A client reusing an id in flight can no longer cancel the first call.
             tracing::debug!(request = %id, "request id reused while the first call is still running");
             drop(previous);
         }
+        let call = ToolCall::new(arguments.map(RawValue::to_owned), context, self.core.state.clone());
         let id_raw: Box<str> = id_raw.into();
         // Only stateless results need the server (for their `_meta`).
         let stateless_core = matches!(mode, CallMode::Mcp { stateless: true }).then(|| self.core.clone());
@@ -514,9 +521,9 @@ impl Session {
                 // registered once the tool is pending: a tool that finishes
                 // on its first poll never touches the token's lock.
                 let mut work = pin!(run_tool(&tool, call));
-                let mut cancelled = pin!(token.cancelled());
+                let mut cancelled = pin!(watch.cancelled());
                 let outcome = poll_fn(|cx| {
-                    if token.is_cancelled() {
+                    if watch.is_cancelled() {
                         return Poll::Ready(None);
                     }
                     if let Poll::Ready(outcome) = work.as_mut().poll(cx) {
