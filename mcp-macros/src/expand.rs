@@ -60,6 +60,8 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
         |#call: __mcp::ToolCall| async move {
             let __McpObject(__McpArgs { #(#bindings),* }) = #call.arguments::<__McpObject>()?;
             #(#extractions)*
+            // The raw arguments are parsed by now; do not hold them while the tool runs.
+            ::core::mem::drop(#call);
             let #returned = #fn_ident(#(#call_args),*).await;
             #output
         }
