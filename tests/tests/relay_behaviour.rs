@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mcp_tests::{ServerProcess, binary};
+use mcp_tests::{ServerProcess, binary, peers, scripts_dir};
 use serde_json::{Value, json};
 
 struct Relay {
@@ -215,4 +215,43 @@ fn bad_command_lines_fail_with_a_message_and_nothing_on_stdout() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--queue-timeout") && help.contains("--reconnect-max-delay"), "{help}");
+}
+
+/// The Python Dewey-like server: declines the `mcp` subprotocol, answers
+/// protocol 2024-11-05 and pretty-prints tool output into a text block.
+#[test]
+fn the_relay_speaks_to_legacy_servers_without_the_subprotocol() {
+    let script = scripts_dir().join("python/legacy_dewey_server.py");
+    let mut server = KillOnDrop(
+        Command::new(peers().python_mcp2)
+            .arg(&script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the legacy server starts"),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = format!("{}/", line.trim().trim_start_matches("listening on "));
+
+    let mut relay = Relay::start(&url, &[]);
+    let init = relay.initialize();
+    assert_eq!(init["result"]["protocolVersion"], "2024-11-05", "{init}");
+    relay.send(&json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "dewey_add", "arguments": { "a": 1, "b": 2 } }
+    }));
+    let answer = relay.recv(Duration::from_secs(10));
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(text).unwrap(), json!({ "sum": 3 }), "{answer}");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
