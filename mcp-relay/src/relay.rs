@@ -349,6 +349,8 @@ impl Relay {
     fn on_backend_lost(&mut self, reason: &str) {
         tracing::warn!(reason, in_flight = self.in_flight.len(), "backend connection lost; reconnecting");
         self.backend = None;
+        // Anything the old connection's tasks still report is stale now.
+        self.generation += 1;
         self.phase = Phase::Down;
         let url = self.config.endpoint.url().to_owned();
         let mut lost: Vec<String> = self.in_flight.drain().collect();
