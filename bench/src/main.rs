@@ -27,10 +27,11 @@ use crate::server_process::{ServerProcess, ServerPrograms, Target};
 /// Warm-up of each driver's connections before its first slice; not counted.
 const WARMUP: Duration = Duration::from_secs(1);
 /// The contenders of a row take turns in slices this long, so that all of
-/// them sample the noise of a shared machine alike.
-const SLICE: Duration = Duration::from_secs(1);
+/// them sample the noise of a shared machine alike: bursts of load from
+/// elsewhere last seconds, so short turns split them fairly.
+const SLICE: Duration = Duration::from_millis(500);
 /// Run before each slice, not counted: the other contender just had the cores.
-const SLICE_WARMUP: Duration = Duration::from_millis(200);
+const SLICE_WARMUP: Duration = Duration::from_millis(100);
 
 const THROUGHPUT_SHAPES: [Shape; 2] = [Shape { connections: 1, in_flight: 1 }, Shape { connections: 32, in_flight: 4 }];
 const CLIENT_IN_FLIGHT: [usize; 3] = [1, 16, 256];
@@ -124,23 +125,23 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         }
     }
 
+    let rounds = (Duration::from_secs(cli.seconds).as_millis() / SLICE.as_millis()) as u32;
     let mut report = Report {
         machine: describe_machine(),
         method: format!(
             "All figures come from this one run of mcp-bench. The contenders of each row (runtime and bare loop; \
              client, load generator -> runtime and load generator -> bare) took turns on the same machine: after \
-             a {} s warm-up each, {} rounds in which each ran for {} s (after {} ms not counted); each figure sums \
-             its {} slices. Latency: per call, from sending the request to reading its response (HdrHistogram). \
-             CPU µs/call: user + system time of the process named, over its slices, per call answered.",
+             a {} s warm-up each, {rounds} rounds in which each ran for {} ms (after {} ms not counted), the order \
+             rotating every round; each figure sums its {rounds} slices. Latency: per call, from sending the \
+             request to reading its response (HdrHistogram). CPU µs/call: user + system time of the process \
+             named, over its slices, per call answered.",
             WARMUP.as_secs(),
-            cli.seconds,
-            SLICE.as_secs(),
+            SLICE.as_millis(),
             SLICE_WARMUP.as_millis(),
-            cli.seconds,
         ),
         ..Report::default()
     };
-    let mut bench = Bench { slices: cli.seconds as u32, measured: HashMap::new() };
+    let mut bench = Bench { rounds, measured: HashMap::new() };
 
     if wants(Section::Throughput) || wants(Section::Client) {
         let servers = Servers::start(&programs).await?;
@@ -312,15 +313,15 @@ impl Running {
 /// Measurements so far, so that a figure two sections need is measured once.
 struct Bench {
     /// Measured slices per driver and shape.
-    slices: u32,
+    rounds: u32,
     measured: HashMap<(Driver, Shape), Measurement>,
 }
 
 impl Bench {
     /// Measures `shape` with each driver not measured yet: all connect,
-    /// warm up, then take turns, one [`SLICE`] each per round, `slices`
-    /// rounds. Each driver's figure sums its slices, so all contenders
-    /// sample the machine's noise alike.
+    /// warm up, then take turns, one [`SLICE`] each per round, `rounds`
+    /// rounds, whoever went first going last next. Each driver's figure sums
+    /// its slices, so all contenders sample the machine's noise alike.
     async fn measure(&mut self, servers: &Servers, shape: Shape, drivers: &[Driver]) -> anyhow::Result<()> {
         let drivers: Vec<Driver> =
             drivers.iter().copied().filter(|d| !self.measured.contains_key(&(*d, shape))).collect();
@@ -335,8 +336,9 @@ impl Bench {
                 .with_context(|| format!("{shape}, {} warm-up", driver.label()))?;
             running.push((driver, server, opened, Measurement::new(Duration::ZERO)));
         }
-        for round in 1..=self.slices {
-            let mut line = format!("{shape}, slice {round}/{}:", self.slices);
+        for round in 1..=self.rounds {
+            let mut line = format!("{shape}, round {round}/{}:", self.rounds);
+            running.rotate_left(1);
             for (driver, server, opened, total) in &mut running {
                 let cpu_before = (server.cpu_time()?, cpu::process_cpu_time(None)?);
                 let mut slice =
