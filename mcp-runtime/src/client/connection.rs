@@ -188,11 +188,15 @@ impl Connection {
     /// Sends what is queued: from this task if the write half is free,
     /// otherwise by waking the writer task.
     ///
-    /// It yields first: the reader usually wakes many callers at once, and
-    /// letting them all queue their next frame before anyone writes turns
-    /// many small writes (each a syscall) into one.
+    /// With other calls in flight it yields first: the reader usually wakes
+    /// many callers at once, and letting them all queue their next frame
+    /// before anyone writes turns many small writes (each a syscall) into
+    /// one. A lone call skips that and goes out at once.
     pub(crate) async fn flush(&self) {
-        tokio::task::yield_now().await;
+        let others_in_flight = self.pending.lock().unwrap_or_else(|e| e.into_inner()).calls.len() > 1;
+        if others_in_flight {
+            tokio::task::yield_now().await;
+        }
         let mut handover = Handover { conn: self, done: false };
         // Whoever holds the write half re-checks the queue after letting go,
         // so a frame queued while it was busy is always picked up.

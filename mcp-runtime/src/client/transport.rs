@@ -11,6 +11,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::error::ClientError;
 
@@ -92,7 +93,8 @@ impl Endpoint {
         if offer_subprotocol {
             request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
         }
-        match tokio::time::timeout(timeout, tokio_tungstenite::client_async(request, stream)).await {
+        let upgrade = tokio_tungstenite::client_async_with_config(request, stream, Some(websocket_config()));
+        match tokio::time::timeout(timeout, upgrade).await {
             Err(_) => Err(Upgrade::Failed(ClientError::connect(
                 &self.url,
                 format!("the WebSocket upgrade did not complete within {timeout:?}"),
@@ -130,6 +132,14 @@ impl Endpoint {
             .await
             .map_err(|(message, _)| Upgrade::Failed(ClientError::connect(&self.url, message)))
     }
+}
+
+/// tungstenite zero-fills its whole read buffer before every read; MCP
+/// answers are small, so a 16 KiB buffer (instead of 128 KiB) saves that
+/// work on every read. Larger frames still arrive whole: the buffer grows
+/// to fit them.
+fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(16 * 1024)
 }
 
 enum Upgrade {
