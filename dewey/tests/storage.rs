@@ -366,3 +366,41 @@ async fn log_batches_dedup_and_query(storage: Storage) {
         .unwrap();
     assert!(gone.is_empty());
 }
+
+/// Two Dewey replicas (separate pools / writer connections) appending to one
+/// conversation in the same database still give every message its own turn.
+async fn replicas_share_turns(a: Storage, b: Storage) {
+    let c = a.begin_conversation(None, None).await.unwrap();
+    let id = Uuid::parse_str(&c.conversation_id).unwrap();
+    let writers = (0..8).map(|w| {
+        let storage = if w % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move {
+            for n in 0..25 {
+                storage.store_message(id, None, msg(Role::User, &format!("w{w} n{n}"))).await.unwrap();
+            }
+        })
+    });
+    for w in writers {
+        w.await.unwrap();
+    }
+    let turns: Vec<i64> = b.get_conversation(id).await.unwrap().messages.iter().map(|m| m.turn_number).collect();
+    assert_eq!(turns, (1..=200).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_turns_on_postgres() {
+    let pg = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start).await.unwrap();
+    let config = StorageConfig::Postgres { url: pg.url() };
+    let a = Storage::open(&config).await.unwrap();
+    let b = Storage::open(&config).await.unwrap();
+    replicas_share_turns(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_turns_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") };
+    let a = Storage::open(&config).await.unwrap();
+    let b = Storage::open(&config).await.unwrap();
+    replicas_share_turns(a, b).await;
+}
