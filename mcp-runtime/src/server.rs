@@ -82,7 +82,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 ///   version is `-32022` with `data: {supported, requested}`.
 /// - Calls on one connection run concurrently, up to `max_in_flight`;
 ///   `notifications/cancelled` drops the call and fires its token, and the
-///   call gets no response.
+///   call gets no response. They run inside the connection's task, so a
+///   tool must not block the thread: put CPU-heavy or blocking work in
+///   `tokio::task::spawn_blocking`.
 #[derive(Debug)]
 pub struct Server {
     _private: (),
