@@ -758,3 +758,78 @@ mod silent_server_tests {
         .to_string()
     }
 }
+
+/// What the client puts on the wire when a call is abandoned, seen from a
+/// fake server that records every frame and never answers tool calls.
+#[cfg(test)]
+mod cancellation_tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::sync::mpsc;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    async fn recording_server() -> (String, mpsc::UnboundedReceiver<Value>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else { return };
+                    while let Some(Ok(Message::Text(text))) = ws.next().await {
+                        let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                        if frame["method"] == "initialize" {
+                            let answer = serde_json::json!({
+                                "jsonrpc": "2.0",
+                                "id": frame["id"],
+                                "result": { "protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": { "name": "rec", "version": "0" } }
+                            });
+                            ws.send(Message::text(answer.to_string())).await.unwrap();
+                        }
+                        let _ = tx.send(frame);
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    async fn next_with_method(rx: &mut mpsc::UnboundedReceiver<Value>, method: &str) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            if frame["method"] == method {
+                return frame;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_call_is_cancelled_on_the_server() {
+        let (url, mut frames) = recording_server().await;
+        let client = Client::builder(&url).call_timeout(Duration::from_millis(200)).connect().await.unwrap();
+        next_with_method(&mut frames, "notifications/initialized").await;
+
+        let e = client.call_tool("never_answers", serde_json::json!({})).await.unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        let call = next_with_method(&mut frames, "tools/call").await;
+        let cancel = next_with_method(&mut frames, "notifications/cancelled").await;
+        assert_eq!(cancel["params"]["requestId"], call["id"]);
+        assert_eq!(cancel["params"]["reason"], "timed out");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_is_cancelled_on_the_server() {
+        let (url, mut frames) = recording_server().await;
+        let client = Client::connect(&url).await.unwrap();
+        tokio::select! {
+            _ = client.call_tool("never_answers", serde_json::json!({})) => panic!("the fake server never answers"),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let call = next_with_method(&mut frames, "tools/call").await;
+        let cancel = next_with_method(&mut frames, "notifications/cancelled").await;
+        assert_eq!(cancel["params"]["requestId"], call["id"]);
+        assert_eq!(cancel["params"]["reason"], "the caller stopped waiting");
+    }
+}
