@@ -42,7 +42,7 @@ const BARE: Driver = Driver::LoadGenerator(Target::Bare);
 #[derive(Parser)]
 #[command(version, about = "Benchmark mcp-runtime's server and client against a bare WebSocket loop")]
 struct Cli {
-    /// Measured seconds per contender and shape, taken in 1 s turns with the other contenders.
+    /// Measured seconds per contender and shape, taken in 500 ms turns with the other contenders.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     seconds: u64,
     /// Run one section only.
@@ -310,7 +310,7 @@ impl Running {
     }
 }
 
-/// Measurements so far, so that a figure two sections need is measured once.
+/// The latest measurement of each driver and shape.
 struct Bench {
     /// Measured slices per driver and shape.
     rounds: u32,
@@ -318,15 +318,14 @@ struct Bench {
 }
 
 impl Bench {
-    /// Measures `shape` with each driver not measured yet: all connect,
+    /// Measures `shape` with each driver (again, if a section before did:
+    /// a row's contenders must take turns with each other): all connect,
     /// warm up, then take turns, one [`SLICE`] each per round, `rounds`
     /// rounds, whoever went first going last next. Each driver's figure sums
     /// its slices, so all contenders sample the machine's noise alike.
     async fn measure(&mut self, servers: &Servers, shape: Shape, drivers: &[Driver]) -> anyhow::Result<()> {
-        let drivers: Vec<Driver> =
-            drivers.iter().copied().filter(|d| !self.measured.contains_key(&(*d, shape))).collect();
         let mut running = Vec::with_capacity(drivers.len());
-        for &driver in &drivers {
+        for &driver in drivers {
             let server = servers.get(driver.target());
             let mut opened =
                 Running::open(driver, server, shape).await.with_context(|| format!("{shape}, {}", driver.label()))?;
