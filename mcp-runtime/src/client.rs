@@ -403,9 +403,12 @@ impl Client {
         drop(in_flight);
         match answer {
             Ok(Ok(Ok(raw))) => Ok(raw),
-            Ok(Ok(Err(Failure::Rpc(e)))) => {
-                Err(ClientError::Rpc { method: method.to_owned(), code: e.code, message: e.message, data: e.data })
-            }
+            Ok(Ok(Err(Failure::Rpc(e)))) => Err(ClientError::Rpc {
+                method: method.to_owned(),
+                code: e.code,
+                message: e.message,
+                data: e.data.map(Box::new),
+            }),
             Ok(Ok(Err(Failure::Lost(e)))) => Err(e),
             // The sender is dropped only with the connection: same as a loss.
             Ok(Err(_)) => Err(ClientError::lost(conn.url(), "the connection closed")),

@@ -42,7 +42,7 @@ pub enum ClientError {
     /// The server answered with a JSON-RPC error (unknown tool, bad
     /// method, invalid params, internal error...).
     #[error("`{method}` failed with JSON-RPC error {code}: {message}")]
-    Rpc { method: String, code: i64, message: String, data: Option<Value> },
+    Rpc { method: String, code: i64, message: String, data: Option<Box<Value>> },
 
     /// The answer arrived but did not have the expected shape.
     #[error("could not decode the answer to `{method}`: {reason}")]
@@ -107,7 +107,7 @@ impl ClientError {
     /// The JSON-RPC error's `data` member, if the server sent one.
     pub fn rpc_data(&self) -> Option<&Value> {
         match self {
-            ClientError::Rpc { data, .. } => data.as_ref(),
+            ClientError::Rpc { data, .. } => data.as_deref(),
             _ => None,
         }
     }
