@@ -702,6 +702,14 @@ mod tests {
     }
 
     #[test]
+    fn client_and_errors_can_cross_tasks() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        fn error<T: std::error::Error + Send + Sync + 'static>() {}
+        shareable::<Client>();
+        error::<ClientError>();
+    }
+
+    #[test]
     fn jitter_stays_within_half_and_full_delay() {
         for _ in 0..100 {
             let d = jitter(Duration::from_millis(100));
