@@ -34,9 +34,9 @@ use crate::dispatch::{Action, CallDone, CallFuture, ServerCore, Session};
 /// The subprotocol MCP clients offer (the TypeScript client insists on it).
 const SUBPROTOCOL: &str = "mcp";
 
-/// How long a response waits after the last notification was flushed, so
-/// the two reach the client in separate reads (see `drain_notifications`).
-const NOTIFICATION_LEAD: Duration = Duration::from_millis(5);
+/// How long a response held behind a ping barrier (see `Connection::finish`)
+/// waits for the pong before it goes out anyway.
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a write may wait for the peer to read before the connection is dropped.
 const WRITE_STALL_LIMIT: Duration = Duration::from_secs(60);
@@ -147,6 +147,7 @@ enum Event {
     PingDue,
     Shutdown,
     GraceOver,
+    BarrierTimeout,
 }
 
 /// Why the loop ended, and so how to close.
@@ -166,10 +167,29 @@ struct Connection {
     calls: Calls,
     /// Frames fed to tungstenite but not yet flushed to the socket.
     dirty: bool,
-    /// A notification is among the unflushed frames.
-    notified: bool,
-    /// When the last notification was flushed, if no response followed yet.
-    notified_at: Option<Instant>,
+    /// A notification went out since the last barrier ping.
+    notice_pending: bool,
+    /// Made the first time a response must wait for a barrier.
+    barrier: Option<Box<Barrier>>,
+}
+
+/// Responses held until the client has provably read the notifications sent
+/// before them: the server pings after those notifications and releases the
+/// responses when the pong comes back.
+///
+/// Why: the TypeScript SDK runs notification handlers a microtask late, and
+/// removes a request's progress handler as soon as its response is read. A
+/// progress notification read in the same chunk as its response is dropped.
+/// The pong is written while the client processes that chunk, so a response
+/// sent after the pong arrives in a later chunk, after the handler ran.
+/// Calls that send no notifications never wait.
+struct Barrier {
+    /// Sequence number of the last barrier ping sent, and of the last pong seen.
+    sent: u64,
+    acked: u64,
+    /// Responses with the barrier they wait for, in completion order.
+    parked: Vec<(u64, String)>,
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl Connection {
@@ -180,8 +200,8 @@ impl Connection {
             shutdown,
             calls: Calls::default(),
             dirty: false,
-            notified: false,
-            notified_at: None,
+            notice_pending: false,
+            barrier: None,
         }
     }
 
@@ -245,13 +265,7 @@ impl Connection {
                 }
                 if self.dirty {
                     match ws.poll_flush_unpin(cx) {
-                        Poll::Ready(Ok(())) => {
-                            self.dirty = false;
-                            if self.notified {
-                                self.notified = false;
-                                self.notified_at = Some(Instant::now());
-                            }
-                        }
+                        Poll::Ready(Ok(())) => self.dirty = false,
                         Poll::Ready(Err(e)) => return Poll::Ready(Event::WriteFailed(e)),
                         Poll::Pending => {}
                     }
@@ -279,6 +293,12 @@ impl Connection {
                     && grace.as_mut().poll(cx).is_ready()
                 {
                     return Poll::Ready(Event::GraceOver);
+                }
+                if let Some(barrier) = &mut self.barrier
+                    && !barrier.parked.is_empty()
+                    && barrier.deadline.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Event::BarrierTimeout);
                 }
                 Poll::Pending
             })
@@ -318,21 +338,24 @@ impl Connection {
                             self.dirty = true;
                             Ok(())
                         }
-                        Message::Pong(_) | Message::Frame(_) => Ok(()),
+                        Message::Pong(payload) => self.pong(ws, &payload).await,
+                        Message::Frame(_) => Ok(()),
                     }
                 }
                 Event::Done(done) => {
                     let result = self.finish(ws, done).await;
                     if draining && self.calls.is_empty() {
+                        let _ = self.release(ws, true).await;
                         let _ = unstalled(ws.flush()).await;
                         return shutting_down();
                     }
                     result
                 }
                 Event::Notification(text) => {
-                    self.notified = true;
+                    self.notice_pending = true;
                     self.send(ws, text).await
                 }
+                Event::BarrierTimeout => self.release(ws, true).await,
                 Event::WriteFailed(e) => Err(e),
                 Event::PingDue => {
                     if awaiting_pong {
@@ -345,6 +368,7 @@ impl Connection {
                 Event::Shutdown => {
                     draining = true;
                     if self.calls.is_empty() {
+                        let _ = self.release(ws, true).await;
                         return shutting_down();
                     }
                     grace = Some(Box::pin(tokio::time::sleep(self.config.shutdown_grace)));
@@ -352,6 +376,7 @@ impl Connection {
                 }
                 Event::GraceOver => {
                     tracing::warn!(calls = self.calls.len(), "shutdown grace period over; cancelling calls in flight");
+                    let _ = self.release(ws, true).await;
                     return shutting_down();
                 }
             };
@@ -362,12 +387,65 @@ impl Connection {
         }
     }
 
-    /// A call ended: its notifications, then its response (if it was not cancelled).
+    /// A call ended: its notifications, then its response (if it was not
+    /// cancelled), held behind a [`Barrier`] when notifications preceded it.
     async fn finish(&mut self, ws: &mut Ws, done: CallDone) -> Result<(), WsError> {
         self.session.call_finished(&done);
         let Some(response) = done.response else { return Ok(()) };
-        self.drain_notifications(ws).await?;
+        while let Some(text) = self.session.notifications().and_then(|rx| rx.try_recv().ok()) {
+            self.send(ws, text).await?;
+            self.notice_pending = true;
+        }
+        if std::mem::take(&mut self.notice_pending) {
+            let barrier = self.barrier.get_or_insert_with(|| {
+                Box::new(Barrier {
+                    sent: 0,
+                    acked: 0,
+                    parked: Vec::new(),
+                    deadline: Box::pin(tokio::time::sleep(BARRIER_TIMEOUT)),
+                })
+            });
+            barrier.sent += 1;
+            let ping = Message::Ping(barrier.sent.to_be_bytes().to_vec().into());
+            self.feed(ws, ping).await?;
+        }
+        if let Some(barrier) = &mut self.barrier
+            && barrier.acked < barrier.sent
+        {
+            if barrier.parked.is_empty() {
+                barrier.deadline.as_mut().reset(Instant::now() + BARRIER_TIMEOUT);
+            }
+            barrier.parked.push((barrier.sent, response));
+            return Ok(());
+        }
         self.send(ws, response).await
+    }
+
+    /// A pong: if it answers a barrier ping, the responses behind it go out.
+    async fn pong(&mut self, ws: &mut Ws, payload: &[u8]) -> Result<(), WsError> {
+        let Some(barrier) = &mut self.barrier else { return Ok(()) };
+        let Ok(seq) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else { return Ok(()) };
+        if seq <= barrier.acked || seq > barrier.sent {
+            return Ok(());
+        }
+        barrier.acked = seq;
+        self.release(ws, false).await
+    }
+
+    /// Sends the parked responses whose barrier was acknowledged (or all of
+    /// them: the pong is late, or the connection is closing).
+    async fn release(&mut self, ws: &mut Ws, all: bool) -> Result<(), WsError> {
+        let Some(barrier) = &mut self.barrier else { return Ok(()) };
+        if all {
+            barrier.acked = barrier.sent;
+        }
+        let acked = barrier.acked;
+        let split = barrier.parked.iter().take_while(|(seq, _)| *seq <= acked).count();
+        let ready: Vec<(u64, String)> = barrier.parked.drain(..split).collect();
+        for (_, response) in ready {
+            self.send(ws, response).await?;
+        }
+        Ok(())
     }
 
     async fn send(&mut self, ws: &mut Ws, text: String) -> Result<(), WsError> {
@@ -377,32 +455,6 @@ impl Connection {
     async fn feed(&mut self, ws: &mut Ws, message: Message) -> Result<(), WsError> {
         self.dirty = true;
         unstalled(ws.feed(message)).await
-    }
-
-    /// Writes the notifications a finished call left behind, and makes sure
-    /// the last notification reached the socket a moment before the
-    /// response does: the TypeScript SDK runs notification handlers a
-    /// microtask late and drops progress that arrives in the same read as
-    /// its response (the progress handler is gone by then). Calls that send
-    /// no notifications never wait here.
-    async fn drain_notifications(&mut self, ws: &mut Ws) -> Result<(), WsError> {
-        while let Some(text) = self.session.notifications().and_then(|rx| rx.try_recv().ok()) {
-            self.send(ws, text).await?;
-            self.notified = true;
-        }
-        if self.notified {
-            unstalled(ws.flush()).await?;
-            self.dirty = false;
-            self.notified = false;
-            self.notified_at = Some(Instant::now());
-        }
-        if let Some(at) = self.notified_at.take() {
-            let wait = NOTIFICATION_LEAD.saturating_sub(at.elapsed());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -292,3 +292,30 @@ async fn legacy_direct_calls_return_the_tool_json() {
     // No params is no arguments.
     assert_eq!(client.request(json!(5), "answer", None).await["result"], 42);
 }
+
+#[tokio::test]
+async fn a_response_after_notifications_waits_behind_a_ping_barrier() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::start(builder()).await;
+    let mut client = server.session().await;
+    client
+        .send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+            "name":"work","arguments":{"steps":1,"step_ms":1},"_meta":{"progressToken":"b"}}}))
+        .await;
+    // Reading with tungstenite answers the ping, which releases the response.
+    let mut order = Vec::new();
+    while !order.contains(&"response") {
+        let frame = tokio::time::timeout(Duration::from_secs(5), client.ws.next()).await.unwrap().unwrap().unwrap();
+        order.push(match frame {
+            Message::Ping(payload) if payload.len() == 8 => "barrier ping",
+            Message::Text(text) if text.contains("notifications/progress") => "progress",
+            Message::Text(text) if text.contains("\"id\":1") => "response",
+            _ => continue,
+        });
+    }
+    assert_eq!(order, ["progress", "barrier ping", "response"]);
+    // Calls without notifications are answered directly.
+    assert_eq!(text(&client.call(2, "answer", json!({})).await), "42");
+}
