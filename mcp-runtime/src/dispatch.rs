@@ -578,21 +578,30 @@ fn mcp_result(
     outcome: Result<ToolOutput, CallError>,
     stateless: Option<&ServerCore>,
 ) -> String {
-    // Sized for the usual case (structured JSON, escaped once) so the
-    // response is built in one allocation.
+    const HEAD: &str = r#"{"jsonrpc":"2.0","id":"#;
+    const CONTENT: &str = r#","result":{"content":[{"type":"text","text":"#;
+    const STRUCTURED: &str = r#","structuredContent":"#;
+    const OK_TAIL: &str = r#"}],"isError":false"#;
+    const ERR_TAIL: &str = r#"}],"isError":true"#;
+    let structured = tool.output_schema().is_some();
     let body = match &outcome {
-        Ok(output) => 2 * output.json.get().len() + 16,
-        Err(e) => e.message().len() + 16,
+        Ok(output) => {
+            let json = output.json.get();
+            let text = if !structured && json.starts_with('"') { json.len() } else { protocol::json_str_len(json) };
+            text + OK_TAIL.len() + if structured { STRUCTURED.len() + json.len() } else { 0 }
+        }
+        Err(e) => protocol::json_str_len(e.message()) + ERR_TAIL.len(),
     };
     let suffix = stateless.map_or(0, |core| core.stateless_suffix.len());
-    let mut out = String::with_capacity(id_raw.len() + body + suffix + 96);
+    // Exact, so the frame takes the buffer as is (see `protocol::result_response`).
+    let capacity = HEAD.len() + id_raw.len() + CONTENT.len() + body + suffix + 2;
+    let mut out = String::with_capacity(capacity);
     out.push_str(r#"{"jsonrpc":"2.0","id":"#);
     out.push_str(id_raw);
     out.push_str(r#","result":{"content":[{"type":"text","text":"#);
     match &outcome {
         Ok(output) => {
             let json = output.json.get();
-            let structured = tool.output_schema().is_some();
             if !structured && json.starts_with('"') {
                 // Already a JSON string literal: exactly the text we want.
                 out.push_str(json);
@@ -616,6 +625,7 @@ fn mcp_result(
         out.push_str(&core.stateless_suffix);
     }
     out.push_str("}}");
+    debug_assert_eq!(out.len(), capacity, "response sizing is off: {out}");
     out
 }
 
@@ -729,6 +739,16 @@ mod tests {
         let response = session.handle_text(r#"{"jsonrpc":"2.0","id":"x\"y","method":"ping"}"#);
         let Action::Reply(text) = response else { panic!("no reply") };
         assert_eq!(text, r#"{"jsonrpc":"2.0","id":"x\"y","result":{}}"#);
+    }
+
+    #[test]
+    fn escaped_lengths_match_what_is_written() {
+        for s in ["", "plain", "q\"uote", "back\\slash", "nl\n\r\t", "\u{1}\u{1f}", "ünï\u{7f}"] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(protocol::json_str_len(s), out.len(), "{s:?}");
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+        }
     }
 
     #[test]

@@ -158,9 +158,24 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The length of `s` as [`push_json_str`] writes it, quotes included.
+pub(crate) fn json_str_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
 /// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`, with `id` echoed raw.
+///
+/// Responses are sized exactly: a `String` whose length is its capacity
+/// becomes the WebSocket frame's `Bytes` without another allocation.
 pub(crate) fn result_response(id: &str, result: &str) -> String {
-    let mut out = String::with_capacity(id.len() + result.len() + 40);
+    let mut out = String::with_capacity(id.len() + result.len() + 33);
     out.push_str(r#"{"jsonrpc":"2.0","id":"#);
     out.push_str(id);
     out.push_str(r#","result":"#);
