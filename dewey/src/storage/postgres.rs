@@ -106,8 +106,19 @@ fn param_refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
 
 impl PgStorage {
     pub async fn connect(url: &str) -> Result<PgStorage> {
-        let config: tokio_postgres::Config =
+        let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| DeweyError::invalid(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        // Statements are prepared once per connection and reused. After a few
+        // runs PostgreSQL may switch a reused statement to a generic plan,
+        // which cannot know how rare the searched word is and may walk the
+        // whole created_at index looking for it. Custom plans cost a fraction
+        // of a millisecond per call.
+        let custom_plans = "-c plan_cache_mode=force_custom_plan";
+        let options = match config.get_options() {
+            Some(existing) => format!("{existing} {custom_plans}"),
+            None => custom_plans.to_owned(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(16)
