@@ -80,8 +80,17 @@ impl Words {
     }
 }
 
+/// Logs span the last 24 hours in arrival order, as a producer's queue
+/// delivers them: entry k of the whole run is stamped 86.4 ms after entry
+/// k-1 (10^6 entries = one day), give or take a second of jitter.
+fn log_time(batch_no: usize, i: usize, rng: &mut StdRng) -> chrono::DateTime<Utc> {
+    static START: std::sync::OnceLock<chrono::DateTime<Utc>> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| Utc::now() - chrono::Duration::days(1));
+    let k = (batch_no * BATCH + i) as i64;
+    start + chrono::Duration::microseconds(k * 86_400) + chrono::Duration::milliseconds(rng.random_range(-1000..1000))
+}
+
 fn log_batch(words: &Words, rng: &mut StdRng, batch_no: usize) -> Value {
-    let now = Utc::now();
     let logs: Vec<Value> = (0..BATCH)
         .map(|i| {
             let level = match rng.random_range(0..100) {
@@ -98,7 +107,7 @@ fn log_batch(words: &Words, rng: &mut StdRng, batch_no: usize) -> Value {
                 "message": format!("tool call {} {}", words.sentence(rng, 8), i),
                 "trace_id": format!("trace-{batch_no}-{}", i / 10),
                 "data": {"batch": batch_no, "i": i},
-                "created_at": (now - chrono::Duration::milliseconds(rng.random_range(0..86_400_000))).to_rfc3339(),
+                "created_at": log_time(batch_no, i, rng).to_rfc3339(),
             })
         })
         .collect();
@@ -343,7 +352,7 @@ async fn direct_store_logs(storage: &Storage, words: &Words, batches: usize) -> 
     let mut latency = Histogram::<u64>::new(3).unwrap();
     let mut busy = Duration::ZERO;
     for n in 0..batches {
-        let args = log_batch(words, &mut rng, 1_000_000 + n);
+        let args = log_batch(words, &mut rng, n);
         let entries: Vec<dewey::log_batch::LogEntryInput> = serde_json::from_value(args["logs"].clone()).unwrap();
         let prepared = dewey::log_batch::prepare(entries).unwrap();
         let t = Instant::now();
