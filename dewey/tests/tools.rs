@@ -399,6 +399,16 @@ async fn logs_end_to_end(dewey: Dewey) {
     assert_eq!(q(json!({"search": "connected"})).await.count, 1);
     assert_eq!(q(json!({"search": "event completed", "component": "godot", "level": "WARN"})).await.count, 5);
     assert_eq!(q(json!({"limit": 3})).await.count, 3);
+    // A search whose newest matches fill the limit (PostgreSQL answers it
+    // from the newest rows) agrees with the full answer.
+    let all_events = q(json!({"search": "event"})).await;
+    assert_eq!(all_events.count, 25);
+    let newest = q(json!({"search": "event", "limit": 3})).await;
+    let ids = |r: &LogQueryResult| r.logs.iter().map(|l| l.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&newest), ids(&all_events)[..3]);
+    let newest_godot = q(json!({"search": "event", "component": "godot", "limit": 2})).await;
+    let all_godot = q(json!({"search": "event", "component": "godot"})).await;
+    assert_eq!(ids(&newest_godot), ids(&all_godot)[..2]);
     assert_eq!(q(json!({"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-01-02"})).await.count, 1);
     assert_eq!(errors.logs[0].data.as_ref().unwrap()["tool_name"], "dewey_search");
 
