@@ -15,7 +15,7 @@
 //! mid-write loses nothing (the writer task takes over).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub(crate) struct Connection {
     outgoing: mpsc::UnboundedSender<String>,
     /// How many frames `outgoing` holds, readable without the writer lock.
     queued: AtomicUsize,
+    /// Whether the last call flushed had other calls in flight.
+    had_company: AtomicBool,
     /// The write half and the queue's receiving end: whoever holds it drains.
     writer: tokio::sync::Mutex<WriteHalf>,
     /// Set when a frame was queued that nobody is draining yet.
@@ -98,6 +100,7 @@ impl Connection {
             url: url.clone(),
             outgoing,
             queued: AtomicUsize::new(0),
+            had_company: AtomicBool::new(false),
             writer: tokio::sync::Mutex::new(WriteHalf { sink, queue }),
             writer_wake: Notify::new(),
             pending: Mutex::new(Pending { closed: None, calls: HashMap::new() }),
@@ -191,10 +194,16 @@ impl Connection {
     /// With other calls in flight it yields first: the reader usually wakes
     /// many callers at once, and letting them all queue their next frame
     /// before anyone writes turns many small writes (each a syscall) into
-    /// one. A lone call skips that and goes out at once.
+    /// one. A lone call goes out at once, unless the call before it had
+    /// company: then this one is likely the first of a new burst, and sent
+    /// alone it would split the burst in two groups that the server answers
+    /// in two writes, each group then paying its own write and read on both
+    /// sides for as long as the callers keep calling (with 16 callers: 8
+    /// calls per write instead of 15). A steady lone caller never yields.
     pub(crate) async fn flush(&self) {
         let others_in_flight = self.pending.lock().unwrap_or_else(|e| e.into_inner()).calls.len() > 1;
-        if others_in_flight {
+        let had_company = self.had_company.swap(others_in_flight, Ordering::Relaxed);
+        if others_in_flight || had_company {
             tokio::task::yield_now().await;
         }
         let mut handover = Handover { conn: self, done: false };
