@@ -12,6 +12,8 @@ async fn main() -> ExitCode {
     if std::env::args().skip(1).any(|a| a.starts_with('-')) {
         return dewey::tools().run().await;
     }
+    // Opening the storage logs (migrations): the subscriber must exist first.
+    mcp_runtime::init_tracing();
     let config = match StorageConfig::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -37,11 +39,11 @@ async fn main() -> ExitCode {
         }
     };
     match &config {
-        StorageConfig::Postgres { .. } => eprintln!("dewey: storage postgres (DATABASE_URL)"),
-        StorageConfig::Sqlite { path } => eprintln!("dewey: storage sqlite at {}", path.display()),
+        StorageConfig::Postgres { .. } => tracing::info!("storage: PostgreSQL (DATABASE_URL)"),
+        StorageConfig::Sqlite { path } => tracing::info!(path = %path.display(), "storage: SQLite"),
     }
     if let Some(root) = files.root() {
-        eprintln!("dewey: messages_file reads inside {}", root.display());
+        tracing::info!(root = %root.display(), "messages_file reads inside this directory");
     }
     dewey::server(storage, files).run().await
 }

@@ -13,6 +13,9 @@ use crate::attr;
 /// The user's fn with the parameter attributes rustc would reject removed.
 pub(crate) fn user_fn(item: &ItemFn) -> ItemFn {
     let mut item = item.clone();
+    // A tool's parameters are its input schema, so many of them is normal,
+    // not a smell: don't make every service silence clippy by hand.
+    item.attrs.push(syn::parse_quote!(#[allow(clippy::too_many_arguments)]));
     for input in &mut item.sig.inputs {
         if let FnArg::Typed(pt) = input {
             pt.attrs.retain(|a| !attr::is_param_attr_we_consume(a));

@@ -21,7 +21,7 @@ pub use error::Error;
 pub use extract::{FromToolCall, State, StateMap};
 pub use mcp_macros::mcp_tool;
 pub use protocol::{LogLevel, RequestId};
-pub use server::{BoundServer, Server, ServerBuilder, ShutdownHandle};
+pub use server::{BoundServer, Server, ServerBuilder, ShutdownHandle, init_tracing};
 pub use tool::{Annotations, CallError, Tool, ToolError, ToolFactory};
 
 /// What `#[mcp_tool]` expansions name. Not a public API: it changes with the

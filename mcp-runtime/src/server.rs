@@ -511,7 +511,11 @@ fn usage(program: &str, name: &str, version: &str) -> String {
     )
 }
 
-fn init_tracing() {
+/// Installs the stderr log subscriber `run()` uses (filter from `RUST_LOG`,
+/// default `info`). Call it first when a service logs before `run()` (opening
+/// a database, migrations); `run()` then keeps it. A subscriber the
+/// application installed itself wins over both.
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A subscriber installed by the application first wins.

@@ -37,7 +37,6 @@ pub struct LogQueryResult {
 /// Query logs with various filters, newest first
 #[mcp_tool(name = "dewey_query_logs", read_only)]
 // Each parameter is one of the tool's MCP arguments, as seed 004 lists them.
-#[allow(clippy::too_many_arguments)]
 pub async fn query_logs(
     store: State<Storage>,
     /// Filter by trace ID
