@@ -78,18 +78,25 @@ fn python_sdk_websocket_client_runs_a_full_session_against_hello() {
     let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
     let script = scripts_dir().join("python/official_ws_client.py");
     let report = run_peer(&peers.python_mcp1, &script, &server.url(), &scripts_dir().join("python"));
-    assert_eq!(report["protocolVersion"], "2025-11-25", "mcp 1.30.0 asks for 2025-11-25 and gets it echoed: {report:#}");
+    assert_eq!(
+        report["protocolVersion"], "2025-11-25",
+        "mcp 1.30.0 asks for 2025-11-25 and gets it echoed: {report:#}"
+    );
     assert_session("python mcp 1.30.0", &report);
 }
 
 #[test]
 fn typescript_sdk_websocket_transport_runs_a_full_session_against_hello() {
-    let peers = peers();
+    // Panics, naming scripts/test.sh, when the SDK is not installed.
+    peers();
     let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
     let script = scripts_dir().join("node/official_ws_client.mjs");
     let node_dir = scripts_dir().join("node");
-    assert!(node_dir.join("node_modules").exists(), "run scripts/test.sh: it links the Node peers beside the scripts");
-    let _ = &peers.node_dir;
+    // Node's ES module resolution ignores NODE_PATH: the SDK must be reachable from the script's folder.
+    assert!(
+        node_dir.join("node_modules/@modelcontextprotocol/sdk").exists(),
+        "run scripts/test.sh: it links the Node peers beside the scripts"
+    );
     let report = run_peer(Path::new("node"), &script, &server.url(), &node_dir);
     assert_session("typescript sdk 1.32.2", &report);
 }
