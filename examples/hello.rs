@@ -30,14 +30,23 @@ struct Sum {
 
 /// Adds two integers.
 #[mcp_tool(read_only, idempotent)]
-async fn add(a: i64, b: i64) -> Result<Sum, ToolError> {
+async fn add(
+    /// First addend
+    a: i64,
+    /// Second addend
+    b: i64,
+) -> Result<Sum, ToolError> {
     let sum = a.checked_add(b).ok_or_else(|| ToolError::new(format!("{a} + {b} does not fit in 64 bits")))?;
     Ok(Sum { sum })
 }
 
 /// Works for `steps` x 100 ms, reporting progress after each step; stops when cancelled.
 #[mcp_tool(read_only)]
-async fn slow(cx: RequestContext, steps: u32) -> String {
+async fn slow(
+    cx: RequestContext,
+    /// How many 100 ms steps to work for
+    steps: u32,
+) -> String {
     for step in 1..=steps {
         tokio::time::sleep(Duration::from_millis(100)).await;
         cx.progress(step.into(), Some(steps.into()), None).await;
