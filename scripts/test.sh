@@ -10,6 +10,6 @@ bash scripts/install-test-peers.sh
 
 log() { printf '==> %s\n' "$*" >&2; }
 log "building every binary the tests start"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins --all-features --locked
 log "running the test suite"
-MCP_TEST_PEERS="$peers" cargo test --workspace --locked "$@"
+MCP_TEST_PEERS="$peers" cargo test --workspace --all-features --locked "$@"

@@ -2,7 +2,7 @@
 //! over WebSocket with the runtime's client, on a private PostgreSQL and on
 //! SQLite. Prints Markdown tables.
 //!
-//! `cargo run --release --bin dewey-bench [-- --quick] [-- --backend postgres|sqlite]`
+//! `cargo run --release --features bench --bin dewey-bench [-- --quick] [-- --backend postgres|sqlite]`
 //!
 //! Per backend: 1,000-entry `dewey_store_logs_batch` and 1,000-message
 //! `dewey_store_messages_bulk` calls (one client, then four at once while
