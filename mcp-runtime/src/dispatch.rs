@@ -596,9 +596,9 @@ fn mcp_result(
     // Exact, so the frame takes the buffer as is (see `protocol::result_response`).
     let capacity = HEAD.len() + id_raw.len() + CONTENT.len() + body + suffix + 2;
     let mut out = String::with_capacity(capacity);
-    out.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    out.push_str(HEAD);
     out.push_str(id_raw);
-    out.push_str(r#","result":{"content":[{"type":"text","text":"#);
+    out.push_str(CONTENT);
     match &outcome {
         Ok(output) => {
             let json = output.json.get();
@@ -610,7 +610,7 @@ fn mcp_result(
             }
             out.push_str("}]");
             if structured {
-                out.push_str(r#","structuredContent":"#);
+                out.push_str(STRUCTURED);
                 out.push_str(json);
             }
             out.push_str(r#","isError":false"#);
@@ -618,7 +618,7 @@ fn mcp_result(
         Err(e) => {
             log_call_error(tool, e);
             push_json_str(&mut out, e.message());
-            out.push_str(r#"}],"isError":true"#);
+            out.push_str(ERR_TAIL);
         }
     }
     if let Some(core) = stateless {
