@@ -283,8 +283,13 @@ impl ToolCall {
             Some(raw) if raw.get() != "null" => raw.get(),
             _ => "{}",
         };
-        let mut de = serde_json::Deserializer::from_str(raw);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| CallError::InvalidArguments(describe_argument_error(&e)))
+        // Path tracking costs on every call; only a failure needs the path,
+        // so parse plainly and parse again with tracking to describe an error.
+        serde_json::from_str(raw).or_else(|_| {
+            let mut de = serde_json::Deserializer::from_str(raw);
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| CallError::InvalidArguments(describe_argument_error(&e)))
+        })
     }
 
     pub fn context(&self) -> &RequestContext {
