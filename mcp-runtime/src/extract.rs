@@ -6,7 +6,6 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
 
 use crate::context::RequestContext;
 use crate::tool::{CallError, StateRequirement, ToolCall};
@@ -84,9 +83,4 @@ impl fmt::Debug for StateMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StateMap").field("len", &self.values.len()).finish()
     }
-}
-
-/// Keeps `Arc<StateMap>` construction in one place for the builder.
-pub(crate) fn freeze(map: StateMap) -> Arc<StateMap> {
-    Arc::new(map)
 }

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::catalog;
 use crate::dispatch::ServerCore;
 use crate::error::Error;
-use crate::extract::{self, StateMap};
+use crate::extract::StateMap;
 use crate::registry::Registry;
 use crate::tool::{self, Tool, ToolFactory};
 use crate::transport::{self, TransportConfig};
@@ -257,7 +257,7 @@ impl ServerBuilder {
             self.version,
             self.instructions,
             registry,
-            extract::freeze(self.state),
+            Arc::new(self.state),
             tools_page_size,
         );
         let config = TransportConfig {
