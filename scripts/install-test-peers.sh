@@ -10,10 +10,20 @@ mkdir -p "$peers"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# PostgreSQL: the Dewey tests start private clusters with initdb/pg_ctl.
-if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  log "installing PostgreSQL from Debian"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+# Debian packages the tests need, installed only when missing: PostgreSQL
+# (the Dewey tests start private clusters with initdb/pg_ctl), Python's venv
+# and Node.js with npm (the official clients).
+missing=()
+command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing from Debian: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # Python clients: two virtualenvs, because the WebSocket client left the

@@ -90,7 +90,8 @@ impl Drop for TestPostgres {
     }
 }
 
-/// PostgreSQL's programs: on PATH, or in Debian's versioned folder.
+/// PostgreSQL's programs: on PATH, or in Debian's versioned folders (the
+/// newest installed version).
 fn pg_bin(name: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let candidate = Path::new(dir).join(name);
@@ -98,13 +99,21 @@ fn pg_bin(name: &str) -> PathBuf {
             return candidate;
         }
     }
-    for version in ["17", "16", "15", "14"] {
-        let candidate = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin/{name}"));
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!("`{name}` not found: install PostgreSQL (scripts/test.sh does on Debian)")
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let candidate = entry.path().join("bin").join(name);
+            candidate.exists().then_some((version, candidate))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, path)| path)
+        .unwrap_or_else(|| panic!("`{name}` not found: install PostgreSQL (scripts/test.sh does on Debian)"))
 }
 
 fn run(run_as: &Option<String>, program: &Path, args: &[&str]) -> Output {
