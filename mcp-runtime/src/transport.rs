@@ -284,7 +284,10 @@ impl Connection {
                         shutdown_armed = true;
                     }
                 }
-                if let Some(ping) = &mut ping
+                // Draining reads no frames, so no pong could be seen: a
+                // keepalive now would drop the calls the grace is waiting for.
+                if !draining
+                    && let Some(ping) = &mut ping
                     && ping.poll_tick(cx).is_ready()
                 {
                     return Poll::Ready(Event::PingDue);

@@ -165,6 +165,24 @@ async fn server_task(mut server: TestServer) -> Result<(), mcp_runtime::Error> {
 }
 
 #[tokio::test]
+async fn keepalive_pings_stop_while_calls_drain() {
+    // During the grace no frames are read, so pongs go unseen: a keepalive
+    // must not take the unanswered ping for a dead peer.
+    let server =
+        TestServer::start(builder().ping_interval(Duration::from_millis(100)).shutdown_grace(Duration::from_secs(5)))
+            .await;
+    let mut client = server.session().await;
+    client
+        .send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nap","arguments":{"ms":600}}}))
+        .await;
+    // Answered in order, so the call is running before the shutdown.
+    assert_eq!(client.request(json!(2), "ping", None).await["result"], json!({}));
+    server.shutdown.shutdown();
+    assert_eq!(text(&client.response().await), "600");
+    assert_eq!(client.expect_close().await.code, CloseCode::Away);
+}
+
+#[tokio::test]
 async fn shutdown_grace_is_bounded() {
     let server = TestServer::start(builder().shutdown_grace(Duration::from_millis(200))).await;
     let mut client = server.session().await;
