@@ -187,10 +187,11 @@ async fn stateless_calls_report_progress_and_can_be_cancelled() {
 
     client
         .send(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
-            "name":"nap","arguments":{"ms":60000},"_meta": stateless_meta("2026-07-28")}}))
+            "name":"nap","arguments":{"ms":300},"_meta": stateless_meta("2026-07-28")}}))
         .await;
     client.notify("notifications/cancelled", Some(json!({"requestId": 2}))).await;
     let pong = client.request(json!(3), "server/discover", None).await;
     assert_eq!(pong["id"], 3, "the cancelled call must not answer first: {pong}");
-    client.expect_silence(std::time::Duration::from_millis(200)).await;
+    // Longer than the nap: had the cancel been ignored, its answer would come in this window.
+    client.expect_silence(std::time::Duration::from_millis(700)).await;
 }
