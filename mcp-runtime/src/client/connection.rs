@@ -218,6 +218,16 @@ impl Connection {
         handover.done = true;
     }
 
+    /// Called by the writer task after letting go of the write half: a
+    /// caller whose `try_lock` failed meanwhile left its frame for the
+    /// holder, and the writer task's holder has no loop of its own that
+    /// would look at the queue again.
+    fn wake_if_queued(&self) {
+        if self.queued.load(Ordering::SeqCst) > 0 {
+            self.writer_wake.notify_one();
+        }
+    }
+
     /// Writes every queued frame and flushes once; repeats while more
     /// arrived meanwhile.
     async fn drain(&self, half: &mut WriteHalf) -> Drained {
@@ -397,6 +407,8 @@ async fn write_loop(conn: Arc<Connection>, ping_interval: Option<Duration>) {
                 if conn.drain(&mut half).await == Drained::Failed {
                     return;
                 }
+                drop(half);
+                conn.wake_if_queued();
             }
             _ = async { pings.as_mut().expect("guarded by the if").tick().await }, if pings.is_some() => {
                 let last_frame = Duration::from_millis(conn.last_frame_ms.load(Ordering::Relaxed));
@@ -411,6 +423,8 @@ async fn write_loop(conn: Arc<Connection>, ping_interval: Option<Duration>) {
                     conn.shut(&format!("sending a ping failed: {e}"));
                     return;
                 }
+                drop(half);
+                conn.wake_if_queued();
             }
         }
     }
