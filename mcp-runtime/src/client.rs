@@ -469,6 +469,20 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Closes a connection whose opening was abandoned before the handshake
+/// finished; disarmed (set to `None`) once the handshake has an outcome.
+struct AbandonedOpen<'a> {
+    conn: Option<&'a Connection>,
+}
+
+impl Drop for AbandonedOpen<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn {
+            conn.shut("the connection attempt was abandoned");
+        }
+    }
+}
+
 impl Shared {
     /// Opens a connection and performs the handshake on it.
     async fn open(&self) -> Result<(Arc<Connection>, InitializeResult), ClientError> {
@@ -477,7 +491,16 @@ impl Shared {
         self.offer_subprotocol.store(accepted, Ordering::Relaxed);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let conn = Connection::start(ws, self.url.clone(), generation, self.options.ping_interval);
-        match self.handshake(&conn).await {
+        // The reader and writer tasks hold the socket open on their own; if
+        // this future is dropped mid-handshake (the client went away, or the
+        // caller's own timeout fired), nobody else would ever close it.
+        let result = {
+            let mut abandoned = AbandonedOpen { conn: Some(&conn) };
+            let result = self.handshake(&conn).await;
+            abandoned.conn = None;
+            result
+        };
+        match result {
             Ok(info) => Ok((conn, info)),
             Err(e) => {
                 conn.shut("the handshake failed");
