@@ -3,9 +3,10 @@
 //! `{role, content}` messages and Claude Code session lines) into messages.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 
 use crate::error::{DeweyError, Result};
 use crate::model::{NewMessage, Role};
@@ -53,40 +54,48 @@ impl MessageFiles {
             ));
         };
         let requested = Path::new(path);
-        let joined = if requested.is_absolute() { requested.to_path_buf() } else { root.join(requested) };
-        // canonicalize resolves `..` and symlinks, so the prefix check below
-        // cannot be walked around.
-        let resolved = match tokio::fs::canonicalize(&joined).await {
-            Ok(p) => p,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(DeweyError::File(format!(
-                    "`messages_file` not found: {path} (looked for {})",
-                    joined.display()
-                )));
-            }
-            Err(e) => return Err(DeweyError::File(format!("`messages_file` {path} cannot be opened: {e}"))),
-        };
-        if !resolved.starts_with(root) {
+        // Refused before touching the disk, so the answer says nothing about
+        // what exists elsewhere on the machine.
+        let escapes = requested.components().any(|c| matches!(c, Component::ParentDir))
+            || (requested.is_absolute() && !requested.starts_with(root));
+        if escapes {
             return Err(DeweyError::File(format!(
-                "`messages_file` {path} is outside the allowed directory {} (DEWEY_FILES_DIR); copy the file there",
+                "`messages_file` {path} is outside the allowed directory {} (DEWEY_FILES_DIR): name a file inside \
+                 it, relative to it and without `..`; copy the file there first",
                 root.display()
             )));
         }
-        let meta = tokio::fs::metadata(&resolved)
-            .await
-            .map_err(|e| DeweyError::File(format!("`messages_file` {path} cannot be read: {e}")))?;
-        if !meta.is_file() {
+        let joined = if requested.is_absolute() { requested.to_path_buf() } else { root.join(requested) };
+        // canonicalize resolves symlinks, so the prefix check below cannot be
+        // walked around. A symlink out of the root and a missing file get the
+        // same answer: telling them apart would reveal files outside it.
+        let not_found = || {
+            DeweyError::File(format!(
+                "`messages_file` not found: {path} (no readable file by that name inside the allowed directory {}, \
+                 DEWEY_FILES_DIR)",
+                root.display()
+            ))
+        };
+        let resolved = tokio::fs::canonicalize(&joined).await.map_err(|_| not_found())?;
+        if !resolved.starts_with(root) {
+            return Err(not_found());
+        }
+        let file = tokio::fs::File::open(&resolved).await.map_err(|_| not_found())?;
+        let cannot_read = |e: io::Error| DeweyError::File(format!("`messages_file` {path} cannot be read: {e}"));
+        // The metadata of the opened file, not of the path: the path could be
+        // swapped between a check and the read.
+        if !file.metadata().await.map_err(cannot_read)?.is_file() {
             return Err(DeweyError::File(format!("`messages_file` {path} is not a regular file")));
         }
-        if meta.len() > MAX_FILE_BYTES {
+        // Reading one byte past the limit tells an oversized file without
+        // trusting a size reported before the read.
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).await.map_err(cannot_read)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
             return Err(DeweyError::File(format!(
-                "`messages_file` {path} is {} bytes; at most {MAX_FILE_BYTES} bytes are read",
-                meta.len()
+                "`messages_file` {path} is larger than {MAX_FILE_BYTES} bytes, the most that is read; split it"
             )));
         }
-        let bytes = tokio::fs::read(&resolved)
-            .await
-            .map_err(|e| DeweyError::File(format!("`messages_file` {path} cannot be read: {e}")))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| DeweyError::File(format!("`messages_file` {path} is not UTF-8 text")))?;
         parse_entries(&text, path)

@@ -705,21 +705,45 @@ async fn messages_file_errors(dewey: Dewey) {
     let before = conversation_count(&client).await;
     let bulk = |file: &str| json!({"messages_file": file});
 
+    let root = dir.canonicalize().unwrap();
+    let outside_message = |file: &str| {
+        format!(
+            "`messages_file` {file} is outside the allowed directory {} (DEWEY_FILES_DIR): name a file inside it, \
+             relative to it and without `..`; copy the file there first",
+            root.display()
+        )
+    };
+    let not_found_message = |file: &str| {
+        format!(
+            "`messages_file` not found: {file} (no readable file by that name inside the allowed directory {}, \
+             DEWEY_FILES_DIR)",
+            root.display()
+        )
+    };
+
     let outside = tempfile::tempdir().unwrap();
     let secret = write(outside.path(), "secret.json", r#"[{"role":"user","content":"secret"}]"#);
-    let message = fails(&client, "dewey_store_messages_bulk", bulk(secret.to_str().unwrap())).await;
-    assert!(message.contains("outside the allowed directory"), "{message}");
+    let secret = secret.to_str().unwrap();
+    // An existing and a missing file outside the root get the same answer.
+    for file in [secret, "/nope/missing.json"] {
+        let message = fails(&client, "dewey_store_messages_bulk", bulk(file)).await;
+        assert_eq!(message, outside_message(file));
+    }
     let relative_escape = format!("../{}/secret.json", outside.path().file_name().unwrap().to_str().unwrap());
     let message = fails(&client, "dewey_store_messages_bulk", bulk(&relative_escape)).await;
-    assert!(message.contains("outside the allowed directory") || message.contains("not found"), "{message}");
+    assert_eq!(message, outside_message(&relative_escape));
     #[cfg(unix)]
     {
-        std::os::unix::fs::symlink(&secret, dir.join("link.json")).unwrap();
+        // A symlink out of the root reads as missing, whether its target exists or not.
+        std::os::unix::fs::symlink(secret, dir.join("link.json")).unwrap();
         let message = fails(&client, "dewey_store_messages_bulk", bulk("link.json")).await;
-        assert!(message.contains("outside the allowed directory"), "a symlink out is still outside: {message}");
+        assert_eq!(message, not_found_message("link.json"), "a symlink out is still outside");
+        std::os::unix::fs::symlink("/nope/missing.json", dir.join("dangling.json")).unwrap();
+        let message = fails(&client, "dewey_store_messages_bulk", bulk("dangling.json")).await;
+        assert_eq!(message, not_found_message("dangling.json"));
     }
     let message = fails(&client, "dewey_store_messages_bulk", bulk("missing.json")).await;
-    assert!(message.contains("not found: missing.json"), "{message}");
+    assert_eq!(message, not_found_message("missing.json"));
 
     write(dir, "broken.json", r#"[{"role": "user", "content": "x"},"#);
     let message = fails(&client, "dewey_store_messages_bulk", bulk("broken.json")).await;
