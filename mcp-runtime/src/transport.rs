@@ -394,11 +394,20 @@ impl Connection {
     /// cancelled), held behind a [`Barrier`] when notifications preceded it.
     async fn finish(&mut self, ws: &mut Ws, done: CallDone) -> Result<(), WsError> {
         self.session.call_finished(&done);
-        let Some(response) = done.response else { return Ok(()) };
+        // Drained even for a cancelled call: left in the channel, its
+        // progress would go out later and hold an unrelated response back.
+        let mut notified = false;
         while let Some(text) = self.session.notifications().and_then(|rx| rx.try_recv().ok()) {
             self.send(ws, text).await?;
-            self.notice_pending = true;
+            notified = true;
         }
+        let Some(response) = done.response else {
+            // No response to hold back; only calls still running may own
+            // some of what just went out.
+            self.notice_pending |= notified && !self.calls.is_empty();
+            return Ok(());
+        };
+        self.notice_pending |= notified;
         if std::mem::take(&mut self.notice_pending) {
             let barrier = self.barrier.get_or_insert_with(|| {
                 Box::new(Barrier {
