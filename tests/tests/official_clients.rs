@@ -4,8 +4,10 @@
 //! session and reports what it saw as JSON; the assertions are here, once,
 //! for both.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use mcp_tests::{ServerProcess, peers, scripts_dir};
 use serde_json::Value;
@@ -13,18 +15,46 @@ use serde_json::Value;
 /// One tool per page, so the clients must follow `nextCursor` to see all three.
 const PAGE_SIZE: &str = "1";
 
+/// How long one peer session may take; a hung SDK must fail the test, not hang CI.
+const PEER_DEADLINE: Duration = Duration::from_secs(120);
+
 fn run_peer(program: &Path, script: &Path, url: &str, cwd: &Path) -> Value {
-    let out = Command::new(program)
+    let mut child = Command::new(program)
         .arg(script)
         .arg(url)
         .current_dir(cwd)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{} failed ({}):\n{stderr}\n{stdout}", script.display(), out.status);
+    // Read both pipes on threads so a chatty peer never blocks on a full pipe.
+    let stdout = read_all(child.stdout.take().expect("piped"));
+    let stderr = read_all(child.stderr.take().expect("piped"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the peer can be waited for") {
+            break status;
+        }
+        if started.elapsed() > PEER_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} hung for {PEER_DEADLINE:?}; killed", script.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    assert!(status.success(), "{} failed ({status}):\n{stderr}\n{stdout}", script.display());
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("peer printed no JSON report ({e}):\n{stdout}\n{stderr}"))
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
 }
 
 fn assert_session(client: &str, r: &Value) {
