@@ -144,7 +144,8 @@ async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1001() {
     let mut idle = server.session().await;
     busy.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nap","arguments":{"ms":300}}}))
         .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Answered in order, so the call is running before the shutdown.
+    assert_eq!(busy.request(json!(2), "ping", None).await["result"], json!({}));
     server.shutdown.shutdown();
     // The idle connection closes right away.
     assert_eq!(idle.expect_close().await.code, CloseCode::Away);
@@ -189,7 +190,7 @@ async fn shutdown_grace_is_bounded() {
     client
         .send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nap","arguments":{"ms":60000}}}))
         .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.request(json!(2), "ping", None).await["result"], json!({}));
     let started = Instant::now();
     server.shutdown.shutdown();
     assert_eq!(client.expect_close().await.code, CloseCode::Away);
