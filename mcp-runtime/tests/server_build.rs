@@ -3,6 +3,8 @@
 mod server_harness;
 
 use mcp_runtime::{Server, State, mcp_tool};
+use serde_json::json;
+use server_harness::TestServer;
 use server_harness::tools::{add, answer, echo, greet};
 
 /// A second tool claiming the name `echo`.
@@ -33,8 +35,15 @@ async fn duplicate_tool_names_fail_bind_naming_both_places() {
 
 #[tokio::test]
 async fn the_same_tool_registered_twice_is_kept_once() {
-    let server = Server::builder("t", "1").tool::<echo>().tool::<echo>().bind("127.0.0.1:0").await;
-    assert!(server.is_ok());
+    let twice = || Server::builder("t", "1").tool::<echo>().tool::<echo>();
+    let markdown = twice().catalog_markdown().unwrap();
+    assert_eq!(markdown.matches("## `echo`").count(), 1, "{markdown}");
+    let server = TestServer::start(twice()).await;
+    let mut client = server.session().await;
+    let listed = client.request(json!(1), "tools/list", None).await;
+    let names: Vec<&str> =
+        listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["echo"], "{listed}");
 }
 
 #[tokio::test]
