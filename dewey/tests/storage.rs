@@ -10,7 +10,7 @@ use dewey::log_batch::{self, LogEntryInput};
 use dewey::model::{
     BulkTarget, ConversationQuery, LogLevel, LogQuery, NewMessage, Role, SearchQuery, SearchTerms, SortBy,
 };
-use dewey::{Storage, StorageConfig};
+use dewey::{DeweyError, Storage, StorageConfig};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -25,6 +25,7 @@ macro_rules! scenarios {
 scenarios!(
     migrations_are_idempotent,
     conversation_lifecycle,
+    automatic_turns_stop_at_the_last_turn_number,
     concurrent_appends_get_unique_consecutive_turns,
     bulk_store_is_all_or_nothing,
     search_is_ranked_and_filtered,
@@ -86,6 +87,20 @@ async fn migrations_are_idempotent(storage: Storage) {
     assert_eq!(again.schema_version().await.unwrap(), 1);
     let id = Uuid::parse_str(&c.conversation_id).unwrap();
     assert_eq!(again.get_conversation(id).await.unwrap().conversation.conversation_id, c.conversation_id);
+}
+
+async fn automatic_turns_stop_at_the_last_turn_number(storage: Storage) {
+    let c = storage.begin_conversation(None, None).await.unwrap();
+    let id = Uuid::parse_str(&c.conversation_id).unwrap();
+    let last = storage.store_message(id, Some(i32::MAX.into()), msg(Role::User, "last")).await.unwrap();
+    assert_eq!(last.turn_number, i64::from(i32::MAX));
+    // Both engines refuse the turn after it alike, as the bulk path does.
+    let err = storage.store_message(id, None, msg(Role::User, "past")).await.unwrap_err();
+    assert!(matches!(err, DeweyError::InvalidInput(_)), "{err}");
+    assert_eq!(err.to_string(), format!("conversation {id} has no turn numbers left"));
+    let bulk = storage.store_messages_bulk(BulkTarget::Existing(id), vec![msg(Role::User, "past")]).await.unwrap_err();
+    assert_eq!(bulk.to_string(), err.to_string());
+    assert_eq!(storage.get_conversation(id).await.unwrap().messages.len(), 1, "nothing was stored");
 }
 
 async fn conversation_lifecycle(storage: Storage) {

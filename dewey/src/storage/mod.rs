@@ -218,3 +218,13 @@ pub(crate) fn context_is_active(name: &str) -> DeweyError {
 
 /// The largest turn number both engines store (PostgreSQL INTEGER).
 pub const MAX_TURN: i64 = i32::MAX as i64;
+
+pub(crate) fn no_turns_left(id: Uuid) -> DeweyError {
+    DeweyError::invalid(format!("conversation {id} has no turn numbers left"))
+}
+
+/// The turn after `last`, refused past MAX_TURN so both engines answer alike
+/// (PostgreSQL would overflow its INTEGER, SQLite would store it).
+pub(crate) fn next_turn(id: Uuid, last: i64) -> Result<i64> {
+    if last >= MAX_TURN { Err(no_turns_left(id)) } else { Ok(last + 1) }
+}

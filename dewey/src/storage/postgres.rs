@@ -12,7 +12,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, turn_taken};
+use super::{
+    MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, next_turn, no_turns_left,
+    turn_taken,
+};
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
@@ -197,13 +200,18 @@ impl PgStorage {
         }
         let turn: i32 = match turn_number {
             Some(t) => i32::try_from(t).map_err(|_| DeweyError::invalid(format!("turn_number {t} is too large")))?,
-            None => tx
-                .query_one(
-                    "SELECT COALESCE(MAX(turn_number), 0) + 1 FROM messages WHERE conversation_id = $1",
-                    &[&conversation_id],
-                )
-                .await?
-                .get(0),
+            None => {
+                // MAX + 1 is computed here, in 64 bits: in SQL it would
+                // overflow int4 after turn 2147483647.
+                let last: i32 = tx
+                    .query_one(
+                        "SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = $1",
+                        &[&conversation_id],
+                    )
+                    .await?
+                    .get(0);
+                i32::try_from(next_turn(conversation_id, last.into())?).expect("next_turn stays within MAX_TURN")
+            }
         };
         let id = Uuid::now_v7();
         let row = tx
@@ -255,7 +263,7 @@ impl PgStorage {
             .get(0);
         let count = messages.len() as i64;
         if i64::from(base) + count > MAX_TURN {
-            return Err(DeweyError::invalid(format!("conversation {conversation_id} has no turn numbers left")));
+            return Err(no_turns_left(conversation_id));
         }
         let mut ids = Vec::with_capacity(messages.len());
         let mut turns = Vec::with_capacity(messages.len());

@@ -13,7 +13,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transac
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, turn_taken};
+use super::{
+    MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, next_turn, no_turns_left,
+    turn_taken,
+};
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
@@ -262,10 +265,13 @@ impl SqliteStorage {
             }
             let turn: i64 = match turn_number {
                 Some(t) => t,
-                None => tx.query_row(
-                    "SELECT COALESCE(MAX(turn_number), 0) + 1 FROM messages WHERE conversation_id = ?1",
-                    [&conv],
-                    |r| r.get(0),
+                None => next_turn(
+                    conversation_id,
+                    tx.query_row(
+                        "SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = ?1",
+                        [&conv],
+                        |r| r.get(0),
+                    )?,
                 )?,
             };
             let id = Uuid::now_v7();
@@ -327,7 +333,7 @@ impl SqliteStorage {
             )?;
             let count = messages.len() as i64;
             if base + count > MAX_TURN {
-                return Err(DeweyError::invalid(format!("conversation {conversation_id} has no turn numbers left")));
+                return Err(no_turns_left(conversation_id));
             }
             {
                 let mut insert = tx.prepare_cached(
