@@ -230,8 +230,11 @@ async fn without_reconnect_calls_fail_fast_after_a_loss() {
 
 #[tokio::test]
 async fn connect_errors_are_clear_and_bounded() {
-    // Nothing listens on a port that was just released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Bound but never listening: connects are refused, and no parallel
+    // test's server can take the port while `held` lives.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let e = Client::connect(&format!("ws://127.0.0.1:{port}/")).await.unwrap_err();
     assert!(e.is_connect(), "{e}");
     assert!(e.to_string().contains(&port.to_string()), "{e}");

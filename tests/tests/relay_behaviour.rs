@@ -86,8 +86,20 @@ impl Drop for Relay {
     }
 }
 
+/// A port released for a server to take later; a parallel test may take it
+/// first, so only a test that starts its own backend there uses this.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A port that refuses connections for as long as the socket lives: bound
+/// (so no other test's server can take it; no SO_REUSEADDR, so not even one
+/// that sets it) but never listening (so a connect gets RST).
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 fn echo(id: i64, text: &str) -> Value {
@@ -136,7 +148,7 @@ fn the_session_is_replayed_and_the_duplicate_initialize_answer_swallowed() {
 
 #[test]
 fn queued_requests_time_out_with_an_error_naming_the_backend() {
-    let port = free_port();
+    let (_held, port) = refusing_port();
     let url = format!("ws://127.0.0.1:{port}/");
     let mut relay = Relay::start(&url, &["--queue-timeout", "0.5", "--queue-limit", "2"]);
     let started = Instant::now();
@@ -161,7 +173,7 @@ fn queued_requests_time_out_with_an_error_naming_the_backend() {
 
 #[test]
 fn a_cancelled_queued_request_is_dropped_with_its_cancellation() {
-    let port = free_port();
+    let (_held, port) = refusing_port();
     let mut relay = Relay::start(&format!("ws://127.0.0.1:{port}/"), &["--queue-timeout", "0.5"]);
     relay.send(&json!({ "jsonrpc": "2.0", "id": 7, "method": "ping" }));
     relay.send(&json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 7 } }));
