@@ -167,18 +167,34 @@ async fn server_restart_fails_pending_calls_fast_then_reconnects() {
     let client = fast_client(&server.url()).await;
     assert_eq!(client.call::<Sum>("add", json!({ "a": 1, "b": 2 })).await.unwrap(), Sum { sum: 3 });
 
-    // 20 long calls in flight when the server dies.
+    // 20 long calls in flight when the server dies: each reports once the
+    // server has started working on it (its first progress step).
     let failures = Arc::new(Mutex::new(Vec::new()));
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut pending = Vec::new();
     for _ in 0..20 {
         let client = client.clone();
         let failures = failures.clone();
+        let started_tx = started_tx.clone();
         pending.push(tokio::spawn(async move {
-            let e = client.call_tool("slow", json!({ "steps": 100 })).await.unwrap_err();
+            let mut first = Some(started_tx);
+            let e = client
+                .call_tool_with_progress("slow", json!({ "steps": 100 }), |_| {
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(());
+                    }
+                })
+                .await
+                .unwrap_err();
             failures.lock().unwrap().push((Instant::now(), e));
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        tokio::time::timeout(Duration::from_secs(10), started_rx.recv())
+            .await
+            .expect("every slow call reaches the server")
+            .unwrap();
+    }
     let killed_at = Instant::now();
     server.kill();
     for task in pending {
@@ -196,6 +212,8 @@ async fn server_restart_fails_pending_calls_fast_then_reconnects() {
         tokio::spawn(async move { client.call::<Sum>("add", json!({ "a": 20, "b": 22 })).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!client.is_connected(), "the server is down, yet the client reports a connection");
+    assert!(!waiting.is_finished(), "a call made while the server is down returned instead of waiting");
     let _server = tokio::task::spawn_blocking(move || {
         server.restart();
         server
