@@ -35,7 +35,7 @@ use crate::extract::StateMap;
 use crate::protocol::{
     self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION,
     META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
-    push_json_str,
+    push_json_str, strip_position,
 };
 use crate::registry::{self, FastHash, Registry};
 use crate::tool::{CallError, Tool, ToolCall, ToolOutput};
@@ -700,11 +700,6 @@ fn unparsable(text: &str, e: Option<&serde_json::Error>) -> String {
         None => "invalid request: a JSON-RPC message must be a JSON object".to_owned(),
     };
     protocol::error_response(None, error_code::INVALID_REQUEST, &message, None)
-}
-
-/// serde_json's " at line 1 column 17" means nothing to someone who sent one line.
-fn strip_position(message: &str) -> &str {
-    message.rfind(" at line ").map_or(message, |i| &message[..i])
 }
 
 #[cfg(test)]

@@ -111,6 +111,12 @@ pub(crate) struct RequestMeta<'a> {
     pub client_capabilities: Option<&'a RawValue>,
 }
 
+/// serde_json's " at line 1 column 17" means nothing to someone who sent
+/// one line, nor to a model reading a tool error.
+pub(crate) fn strip_position(message: &str) -> &str {
+    message.rfind(" at line ").map_or(message, |i| &message[..i])
+}
+
 /// The string a raw JSON value holds, borrowed when it has no escapes.
 pub(crate) fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();

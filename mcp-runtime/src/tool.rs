@@ -306,11 +306,7 @@ impl ToolCall {
 fn describe_argument_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = e.path().to_string();
     let inner = e.inner().to_string();
-    // serde_json appends " at line 1 column 17": noise for a model.
-    let inner = match inner.rfind(" at line ") {
-        Some(i) => &inner[..i],
-        None => &inner,
-    };
+    let inner = crate::protocol::strip_position(&inner);
     if path == "." || path.is_empty() {
         format!("invalid arguments: {inner}")
     } else {
