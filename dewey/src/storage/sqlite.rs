@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::ToSql;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -288,7 +288,7 @@ impl SqliteStorage {
                     now.timestamp_micros()
                 ],
             )
-            .map_err(|e| map_constraint(e, || turn_taken(conversation_id, turn)))?;
+            .map_err(|e| map_unique(e, || turn_taken(conversation_id, turn)))?;
             tx.commit()?;
             Ok(StoredMessage {
                 message_id: id.to_string(),
@@ -733,8 +733,17 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn map_constraint(e: rusqlite::Error, conflict: impl FnOnce() -> DeweyError) -> DeweyError {
-    if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) { conflict() } else { e.into() }
+/// Only a UNIQUE violation is the conflict `conflict` describes; NOT NULL,
+/// CHECK or foreign-key failures stay errors of their own.
+fn map_unique(e: rusqlite::Error, conflict: impl FnOnce() -> DeweyError) -> DeweyError {
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            conflict()
+        }
+        _ => e.into(),
+    }
 }
 
 fn json_text(value: &Option<Value>) -> Option<String> {
@@ -805,4 +814,22 @@ fn context_from_row(row: &Row<'_>, include_content: bool) -> rusqlite::Result<St
         created_at: micros_column(row, 3)?,
         updated_at: micros_column(row, 4)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_unique_violation_is_the_conflict() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k INTEGER UNIQUE, v TEXT NOT NULL); INSERT INTO t VALUES (1, 'x');")
+            .unwrap();
+        let conflict = || DeweyError::Conflict("taken".into());
+        let duplicate = conn.execute("INSERT INTO t VALUES (1, 'y')", []).unwrap_err();
+        assert!(map_unique(duplicate, conflict).is_conflict());
+        let null = conn.execute("INSERT INTO t VALUES (2, NULL)", []).unwrap_err();
+        let err = map_unique(null, conflict);
+        assert!(err.is_storage() && err.to_string().contains("NOT NULL"), "{err}");
+    }
 }
