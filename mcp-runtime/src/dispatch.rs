@@ -12,6 +12,8 @@
 //!   `initialize` gets `-32600` saying what to send first. Legacy direct tool
 //!   calls (method = tool name) are exempt: the old ICCM clients never
 //!   initialize.
+//! - A request whose id is that of a call still running gets `-32600`:
+//!   two answers with one id could not be told apart.
 //! - A request whose `params._meta` names a protocol version is served
 //!   statelessly (2026-07-28) whatever the session state; its `_meta` must
 //!   also carry `clientCapabilities` (except on `server/discover`).
@@ -85,7 +87,6 @@ pub(crate) type CallFuture = Pin<Box<dyn Future<Output = CallDone> + Send>>;
 
 pub(crate) struct CallDone {
     pub(crate) id: RequestId,
-    seq: u64,
     /// `None` when the call was cancelled: cancelled calls get no response.
     pub(crate) response: Option<String>,
 }
@@ -105,11 +106,11 @@ pub(crate) struct Session {
     handle: Option<SessionHandle>,
     notifications: Option<mpsc::Receiver<String>>,
     log_level: LogLevel,
-    /// Running calls by id, for `notifications/cancelled`. The context
-    /// stands in for the token: cloning it is an `Arc` increment, cloning a
-    /// `CancellationToken` takes its lock.
-    in_flight: HashMap<RequestId, (u64, RequestContext), FastHash>,
-    next_seq: u64,
+    /// Running calls by id, for `notifications/cancelled` and to refuse an
+    /// id already in use. An entry lives exactly as long as its call's
+    /// future. The context stands in for the token: cloning it is an `Arc`
+    /// increment, cloning a `CancellationToken` takes its lock.
+    in_flight: HashMap<RequestId, RequestContext, FastHash>,
 }
 
 /// Everything any method reads from `params`, parsed in one pass.
@@ -147,7 +148,6 @@ impl Session {
             notifications: None,
             log_level: LogLevel::Info,
             in_flight: HashMap::default(),
-            next_seq: 0,
         }
     }
 
@@ -157,14 +157,12 @@ impl Session {
     }
 
     pub(crate) fn call_finished(&mut self, done: &CallDone) {
-        if self.in_flight.get(&done.id).is_some_and(|(seq, _)| *seq == done.seq) {
-            self.in_flight.remove(&done.id);
-        }
+        self.in_flight.remove(&done.id);
     }
 
     /// Fires every in-flight call's token (the connection is going away).
     pub(crate) fn cancel_all(&mut self) {
-        for (_, (_, call)) in self.in_flight.drain() {
+        for (_, call) in self.in_flight.drain() {
             call.cancellation_token().cancel();
         }
     }
@@ -260,7 +258,9 @@ impl Session {
                     return;
                 };
                 // Unknown ids are normal: the call may have finished already.
-                if let Some((_, call)) = self.in_flight.remove(&id) {
+                // The entry stays until the call's future ends (at its next
+                // poll), so the id is not reusable before then.
+                if let Some(call) = self.in_flight.get(&id) {
                     tracing::debug!(request = %id, "request cancelled by the client");
                     call.cancellation_token().cancel();
                 }
@@ -270,6 +270,15 @@ impl Session {
     }
 
     fn request(&mut self, id_raw: &str, id: RequestId, method: &str, params_raw: Option<&RawValue>) -> Action {
+        if self.in_flight.contains_key(&id) {
+            // Two answers with one id: the client could not tell them apart,
+            // nor cancel the first call.
+            let message = format!(
+                "invalid request: request id {id_raw} is already in use by a call in flight; \
+                 use a new id for each request"
+            );
+            return reply_error(Some(id_raw), error_code::INVALID_REQUEST, &message);
+        }
         let is_protocol_method = matches!(
             method,
             "initialize" | "ping" | "tools/list" | "tools/call" | "logging/setLevel" | "server/discover"
@@ -491,8 +500,6 @@ impl Session {
         progress: Option<&RawValue>,
         mode: CallMode,
     ) -> Action {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let context = RequestContext::new(
             id.clone(),
             progress.map(RawValue::to_owned),
@@ -500,11 +507,7 @@ impl Session {
             self.session_handle(),
         );
         let watch = context.clone();
-        if let Some((_, previous)) = self.in_flight.insert(id.clone(), (seq, context.clone())) {
-            // A client reusing an id in flight can no longer cancel the first call.
-            tracing::debug!(request = %id, "request id reused while the first call is still running");
-            drop(previous);
-        }
+        self.in_flight.insert(id.clone(), context.clone());
         let call = ToolCall::new(arguments.map(RawValue::to_owned), context, self.core.state.clone());
         let id_raw: Box<str> = id_raw.into();
         // Only stateless results need the server (for their `_meta`).
@@ -536,7 +539,7 @@ impl Session {
                     CallMode::Mcp { .. } => mcp_result(&id_raw, &tool, outcome, stateless_core.as_deref()),
                     CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),
                 });
-                CallDone { id, seq, response }
+                CallDone { id, response }
             }
             .instrument(span),
         );

@@ -143,3 +143,27 @@ async fn client_responses_are_ignored() {
     client.send_text(r#"{"jsonrpc":"2.0","id":98,"error":{"code":-1,"message":"x"}}"#).await;
     client.expect_silence(Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn an_id_in_use_by_a_running_call_is_refused() {
+    let server = TestServer::start(builder()).await;
+    let mut client = server.session().await;
+    client
+        .send(json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"nap","arguments":{"ms":300}}}))
+        .await;
+    let refused = client.call(5, "echo", json!({"text": "again"})).await;
+    assert_eq!(error_code(&refused), -32600, "{refused}");
+    assert!(error_message(&refused).contains("request id 5 is already in use by a call in flight"), "{refused}");
+    // The first call is unaffected and answers once.
+    let first = client.response().await;
+    assert_eq!(first["id"], 5);
+    assert_eq!(first["result"]["content"][0]["text"], "300", "{first}");
+    client.expect_silence(Duration::from_millis(100)).await;
+    // Free again once that call is over, and at once after a cancel.
+    assert_eq!(client.request(json!(5), "ping", None).await["result"], json!({}));
+    client
+        .send(json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"nap","arguments":{"ms":60000}}}))
+        .await;
+    client.notify("notifications/cancelled", Some(json!({"requestId": 6}))).await;
+    assert_eq!(client.request(json!(6), "ping", None).await["result"], json!({}));
+}
