@@ -23,7 +23,6 @@ macro_rules! scenarios {
 }
 
 scenarios!(
-    migrations_are_idempotent,
     conversation_lifecycle,
     automatic_turns_stop_at_the_last_turn_number,
     concurrent_appends_get_unique_consecutive_turns,
@@ -41,6 +40,8 @@ async fn storage_contract_on_sqlite() {
         let storage = Storage::open(&StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") }).await.unwrap();
         scenario(storage).await;
     }
+    let dir = tempfile::tempdir().unwrap();
+    migrations_are_idempotent(&StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -54,6 +55,8 @@ async fn storage_contract_on_postgres() {
         let storage = Storage::open(&StorageConfig::Postgres { url: pg.url_for(&db) }).await.unwrap();
         scenario(storage).await;
     }
+    tokio::task::block_in_place(|| pg.create_database("reopened"));
+    migrations_are_idempotent(&StorageConfig::Postgres { url: pg.url_for("reopened") }).await;
 }
 
 /// Several PostgreSQL replicas starting at once all succeed and leave one
@@ -76,14 +79,13 @@ fn msg(role: Role, content: &str) -> NewMessage {
     NewMessage { role, content: content.to_owned(), metadata: None }
 }
 
-async fn migrations_are_idempotent(storage: Storage) {
+/// Not a scenario: it needs the configuration to open the same database twice.
+async fn migrations_are_idempotent(config: &StorageConfig) {
+    let storage = Storage::open(config).await.unwrap();
     assert_eq!(storage.schema_version().await.unwrap(), 1);
-    // Opening again runs the migrator again: nothing to do, data intact.
     let c = storage.begin_conversation(None, None).await.unwrap();
-    let again = match &storage {
-        Storage::Sqlite(s) => Storage::open(&StorageConfig::Sqlite { path: s.path().to_path_buf() }).await.unwrap(),
-        Storage::Postgres(_) => storage.clone(),
-    };
+    // Opening again runs the migrator again: nothing to do, data intact.
+    let again = Storage::open(config).await.unwrap();
     assert_eq!(again.schema_version().await.unwrap(), 1);
     let id = Uuid::parse_str(&c.conversation_id).unwrap();
     assert_eq!(again.get_conversation(id).await.unwrap().conversation.conversation_id, c.conversation_id);
