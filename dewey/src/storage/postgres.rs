@@ -299,14 +299,15 @@ impl PgStorage {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, \
-                        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
+                // The count is set from the messages read below: a separate
+                // count could disagree with them under concurrent appends.
+                "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, 0::int8 \
                  FROM conversations c WHERE c.id = $1",
                 &[&conversation_id],
             )
             .await?
             .ok_or_else(|| conversation_not_found(conversation_id))?;
-        let conversation = conversation_from_row(&row);
+        let mut conversation = conversation_from_row(&row);
         let messages = client
             .query(
                 "SELECT id, conversation_id, turn_number, role, content, metadata, created_at \
@@ -317,6 +318,7 @@ impl PgStorage {
             .iter()
             .map(message_from_row)
             .collect::<Result<Vec<_>>>()?;
+        conversation.message_count = messages.len() as i64;
         Ok(ConversationWithMessages { conversation, messages })
     }
 

@@ -367,10 +367,11 @@ impl SqliteStorage {
     pub async fn get_conversation(&self, conversation_id: Uuid) -> Result<ConversationWithMessages> {
         self.read(move |conn| {
             let conv = conversation_id.to_string();
-            let conversation = conn
+            let mut conversation = conn
                 .query_row(
-                    "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, \
-                            (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
+                    // The count is set from the messages read below, so the
+                    // two cannot disagree.
+                    "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, 0 \
                      FROM conversations c WHERE c.id = ?1",
                     [&conv],
                     conversation_from_row,
@@ -382,6 +383,7 @@ impl SqliteStorage {
                  FROM messages WHERE conversation_id = ?1 ORDER BY turn_number",
             )?;
             let messages = stmt.query_map([&conv], message_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            conversation.message_count = messages.len() as i64;
             Ok(ConversationWithMessages { conversation, messages })
         })
         .await
