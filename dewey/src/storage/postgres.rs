@@ -536,11 +536,8 @@ impl PgStorage {
             filters.push(format!("component = ${}", params.len()));
         }
         if let Some(level) = query.min_level {
-            // Only a floor above TRACE filters anything.
-            if level > LogLevel::Trace {
-                params.push(Box::new(level.rank()));
-                filters.push(format!("level_rank >= ${}", params.len()));
-            }
+            params.push(Box::new(level.rank()));
+            filters.push(format!("level_rank >= ${}", params.len()));
         }
         if let Some(start) = query.start {
             params.push(Box::new(start));
@@ -585,7 +582,9 @@ impl PgStorage {
         params.push(Box::new((query.limit * 50).max(5000)));
         let probe = params.len();
         let recent = format!(
-            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, message_tsv FROM logs {}                  ORDER BY created_at DESC, id DESC LIMIT ${probe}) recent              WHERE {matches} ORDER BY created_at DESC, id DESC LIMIT ${limit}",
+            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, message_tsv FROM logs {} \
+             ORDER BY created_at DESC, id DESC LIMIT ${probe}) recent \
+             WHERE {matches} ORDER BY created_at DESC, id DESC LIMIT ${limit}",
             filter(&[])
         );
         let statement = client.prepare_cached(&recent).await?;
@@ -597,7 +596,8 @@ impl PgStorage {
         // MATERIALIZED keeps the planner from turning this back into a walk
         // of the created_at index.
         let all = format!(
-            "WITH hits AS MATERIALIZED (SELECT {COLUMNS} FROM logs {})              SELECT {COLUMNS} FROM hits ORDER BY created_at DESC, id DESC LIMIT ${limit}",
+            "WITH hits AS MATERIALIZED (SELECT {COLUMNS} FROM logs {}) \
+             SELECT {COLUMNS} FROM hits ORDER BY created_at DESC, id DESC LIMIT ${limit}",
             filter(std::slice::from_ref(&matches))
         );
         let statement = client.prepare_cached(&all).await?;

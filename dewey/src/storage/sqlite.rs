@@ -624,7 +624,7 @@ impl SqliteStorage {
                 params.push(Box::new(component));
                 filters.push(format!("component = ?{}", params.len()));
             }
-            if let Some(level) = query.min_level.filter(|l| *l > LogLevel::Trace) {
+            if let Some(level) = query.min_level {
                 params.push(Box::new(level.rank()));
                 filters.push(format!("level_rank >= ?{}", params.len()));
             }
