@@ -1,15 +1,28 @@
 //! The per-request context a tool can take as a parameter: request id,
 //! cancellation, progress and logging back to the client.
+//!
+//! A call's notifications travel with the call: they go into the call's own
+//! [`Outbox`], which the transport drains in order before the call's
+//! response (into that call's HTTP response stream, or the socket). What a
+//! context sends after its call has ended (a tool that handed its context to
+//! a background task) takes the session's own route instead.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::protocol::{LogLevel, RequestId};
+
+/// Notifications one call may have waiting for the transport before a tool
+/// that sends more has to wait (backpressure instead of unbounded memory).
+pub(crate) const OUTBOX_CAPACITY: usize = 64;
 
 /// What a tool gets to talk back to the client while it runs.
 ///
@@ -26,13 +39,28 @@ struct ContextInner {
     progress_token: Option<Box<RawValue>>,
     cancellation: CancellationToken,
     session: SessionHandle,
+    log_floor: LogFloor,
+    outbox: Outbox,
 }
 
-/// The part of a connection's state a context needs: where notifications
-/// go and the minimum log level the client asked for.
+/// Which log messages reach the client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LogFloor {
+    /// The session's `logging/setLevel` threshold (default `info`).
+    Session,
+    /// A stateless (2026-07-28) request's own
+    /// `_meta["io.modelcontextprotocol/logLevel"]`; `None`: it set none, so
+    /// no log messages at all.
+    Request(Option<LogLevel>),
+}
+
+/// The part of a session's state a context needs: the session's own route
+/// for notifications outside any call, and the minimum log level the client
+/// asked for.
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
-    /// Serialized JSON-RPC notifications, written by the connection in order.
+    /// Serialized JSON-RPC notifications that belong to no running call,
+    /// written by the transport on the session's own stream.
     pub notifications: mpsc::Sender<String>,
     /// The `logging/setLevel` threshold, shared by all calls of a session.
     pub min_log_level: Arc<AtomicU8>,
@@ -48,6 +76,105 @@ impl SessionHandle {
     }
 }
 
+/// One call's notifications on their way to the transport, in order.
+///
+/// Holds at most [`OUTBOX_CAPACITY`]; a tool sending more waits until the
+/// transport takes some. Once the call has ended the outbox is closed and
+/// later notifications go to the session's route.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    state: Mutex<OutboxState>,
+    /// Set (under the lock) whenever the queue is non-empty, so the
+    /// transport can look without locking: most calls never notify.
+    non_empty: AtomicBool,
+    /// Wakes tools waiting for room.
+    room: Notify,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    queue: VecDeque<String>,
+    closed: bool,
+    /// The task draining this outbox, woken by a push from another task.
+    reader: Option<Waker>,
+}
+
+enum Pushed {
+    Queued,
+    /// No room: the text comes back to be pushed again.
+    Full(String),
+    Closed(String),
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, OutboxState> {
+        // A panic while holding this lock leaves a consistent queue.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn try_push(&self, text: String) -> Pushed {
+        let mut state = self.lock();
+        if state.closed {
+            return Pushed::Closed(text);
+        }
+        if state.queue.len() >= OUTBOX_CAPACITY {
+            return Pushed::Full(text);
+        }
+        state.queue.push_back(text);
+        self.non_empty.store(true, Ordering::Release);
+        if let Some(reader) = state.reader.take() {
+            drop(state);
+            reader.wake();
+        }
+        Pushed::Queued
+    }
+
+    /// The next notification, if any. With `cx`, a push from another task
+    /// wakes it when the queue was empty.
+    pub(crate) fn poll_pop(&self, cx: Option<&mut Context<'_>>) -> Poll<String> {
+        if !self.non_empty.load(Ordering::Acquire) {
+            let Some(cx) = cx else { return Poll::Pending };
+            let mut state = self.lock();
+            // Re-check under the lock: a push may have raced the load.
+            if state.queue.is_empty() {
+                match &state.reader {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => state.reader = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+            return Poll::Ready(self.pop_locked(state));
+        }
+        Poll::Ready(self.pop_locked(self.lock()))
+    }
+
+    fn pop_locked(&self, mut state: MutexGuard<'_, OutboxState>) -> String {
+        let was_full = state.queue.len() >= OUTBOX_CAPACITY;
+        let text = state.queue.pop_front().expect("the outbox is not empty");
+        if state.queue.is_empty() {
+            self.non_empty.store(false, Ordering::Release);
+        }
+        drop(state);
+        if was_full {
+            self.room.notify_waiters();
+        }
+        text
+    }
+
+    /// The call ended: what is still queued, in order; later pushes go to
+    /// the session route.
+    pub(crate) fn close(&self) -> VecDeque<String> {
+        let mut state = self.lock();
+        state.closed = true;
+        state.reader = None;
+        self.non_empty.store(false, Ordering::Release);
+        let rest = std::mem::take(&mut state.queue);
+        drop(state);
+        self.room.notify_waiters();
+        rest
+    }
+}
+
 impl RequestContext {
     pub fn new(
         request_id: RequestId,
@@ -55,7 +182,26 @@ impl RequestContext {
         cancellation: CancellationToken,
         session: SessionHandle,
     ) -> Self {
-        RequestContext { inner: Arc::new(ContextInner { request_id, progress_token, cancellation, session }) }
+        Self::for_call(request_id, progress_token, cancellation, session, LogFloor::Session)
+    }
+
+    pub(crate) fn for_call(
+        request_id: RequestId,
+        progress_token: Option<Box<RawValue>>,
+        cancellation: CancellationToken,
+        session: SessionHandle,
+        log_floor: LogFloor,
+    ) -> Self {
+        RequestContext {
+            inner: Arc::new(ContextInner {
+                request_id,
+                progress_token,
+                cancellation,
+                session,
+                log_floor,
+                outbox: Outbox::default(),
+            }),
+        }
     }
 
     pub fn request_id(&self) -> &RequestId {
@@ -79,6 +225,10 @@ impl RequestContext {
         &self.inner.cancellation
     }
 
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
     /// Sends `notifications/progress` if the client sent a `progressToken`.
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
         let Some(token) = &self.inner.progress_token else { return };
@@ -97,9 +247,16 @@ impl RequestContext {
     }
 
     /// Sends `notifications/message` if `level` is at or above the level the
-    /// client set with `logging/setLevel` (default `info`).
+    /// client asked for: `logging/setLevel` on a session (default `info`),
+    /// or a stateless request's `_meta["io.modelcontextprotocol/logLevel"]`
+    /// (without one, nothing is sent).
     pub async fn log(&self, level: LogLevel, logger: Option<&str>, data: impl Serialize) {
-        if (level as u8) < self.inner.session.min_log_level.load(Ordering::Relaxed) {
+        let floor = match self.inner.log_floor {
+            LogFloor::Session => self.inner.session.min_log_level.load(Ordering::Relaxed),
+            LogFloor::Request(Some(level)) => level as u8,
+            LogFloor::Request(None) => return,
+        };
+        if (level as u8) < floor {
             return;
         }
         #[derive(Serialize)]
@@ -135,8 +292,26 @@ impl RequestContext {
             method: &'a str,
             params: P,
         }
-        let Ok(text) = serde_json::to_string(&Notification { jsonrpc: "2.0", method, params }) else { return };
-        // A closed channel means the connection is gone: nothing to tell.
-        let _ = self.inner.session.notifications.send(text).await;
+        let Ok(mut text) = serde_json::to_string(&Notification { jsonrpc: "2.0", method, params }) else { return };
+        let outbox = &self.inner.outbox;
+        loop {
+            // Registered before looking, so a pop between the look and the
+            // wait is not missed.
+            let mut room = pin!(outbox.room.notified());
+            room.as_mut().enable();
+            match outbox.try_push(text) {
+                Pushed::Queued => return,
+                Pushed::Full(back) => {
+                    text = back;
+                    room.await;
+                }
+                Pushed::Closed(back) => {
+                    // The call is over: the session's own route. A closed
+                    // channel means the session is gone: nothing to tell.
+                    let _ = self.inner.session.notifications.send(back).await;
+                    return;
+                }
+            }
+        }
     }
 }

@@ -1,9 +1,10 @@
-//! JSON-RPC message routing and the MCP session lifecycle of one connection.
+//! JSON-RPC message routing and the MCP session lifecycle.
 //!
-//! [`Session::handle_text`] turns one incoming text frame into an [`Action`]:
-//! nothing (notifications), an immediate reply, or a tool call future that
-//! the connection runs alongside its other calls. The transport owns the
-//! socket; this module never touches it, so it is plain synchronous code.
+//! [`Session::handle_text`] turns one incoming message into an [`Action`]:
+//! nothing (notifications), an immediate reply, or a [`Call`] that the
+//! transport runs alongside the session's other calls (see `engine.rs`).
+//! The transport owns the socket; this module never touches it, so it is
+//! plain synchronous code.
 //!
 //! Decisions worth knowing (the README's protocol section repeats them):
 //! - Batches (JSON arrays) are answered with one `-32600`: MCP 2025-06-18
@@ -21,7 +22,7 @@
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -32,11 +33,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::context::{RequestContext, SessionHandle};
+use crate::context::{LogFloor, RequestContext, SessionHandle};
+use crate::engine::{Call, CallFuture};
 use crate::extract::StateMap;
 use crate::protocol::{
-    self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION,
-    META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
+    self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_LOG_LEVEL,
+    META_PROTOCOL_VERSION, META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
     push_json_str, strip_position,
 };
 use crate::registry::{self, FastHash, Registry};
@@ -46,8 +48,8 @@ use crate::tool::{CallError, Tool, ToolCall, ToolOutput};
 /// the tool set is fixed for the life of the process.
 const LIST_TTL_MS: u64 = 300_000;
 
-/// Progress and log notifications a connection buffers before a tool that
-/// sends them has to wait for the socket.
+/// Notifications outside any call a session buffers before a sender has to
+/// wait for the transport.
 const NOTIFICATION_BUFFER: usize = 64;
 
 /// What every connection of one server shares, read-only.
@@ -82,22 +84,27 @@ impl ServerCore {
     }
 }
 
-/// A running tool call, as the connection polls it.
-pub(crate) type CallFuture = Pin<Box<dyn Future<Output = CallDone> + Send>>;
-
-pub(crate) struct CallDone {
-    pub(crate) id: RequestId,
-    /// `None` when the call was cancelled: cancelled calls get no response.
-    pub(crate) response: Option<String>,
-}
-
 pub(crate) enum Action {
     Nothing,
-    Reply(String),
-    Call(CallFuture),
+    Reply(Reply),
+    Call(Call),
 }
 
-/// The per-connection protocol state.
+/// A reply that needed no tool call.
+pub(crate) struct Reply {
+    pub(crate) text: String,
+    /// The JSON-RPC error code when the reply is an error (HTTP maps some to a status).
+    pub(crate) error: Option<i32>,
+}
+
+impl Reply {
+    fn result(text: String) -> Action {
+        Action::Reply(Reply { text, error: None })
+    }
+}
+
+/// The protocol state of one session (a WebSocket connection, a stdio
+/// process, a Streamable HTTP session, or one stateless HTTP request).
 pub(crate) struct Session {
     core: Arc<ServerCore>,
     /// The version `initialize` settled on; `None` until then.
@@ -132,6 +139,15 @@ struct Params<'a> {
     request_id: Option<&'a RawValue>,
 }
 
+/// What the transport itself says about a message, beside its text.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Transported<'a> {
+    /// The protocol version the transport declared for this message (the
+    /// Streamable HTTP `MCP-Protocol-Version` header); it must agree with a
+    /// stateless request's `_meta`.
+    pub(crate) declared_version: Option<&'a str>,
+}
+
 enum CallMode {
     /// `tools/call`: an MCP `CallToolResult`.
     Mcp { stateless: bool },
@@ -151,13 +167,25 @@ impl Session {
         }
     }
 
-    /// Notifications tools sent while running; the connection writes them.
+    /// Notifications outside any call (sent by a context after its call
+    /// ended); the transport writes them on the session's own stream.
     pub(crate) fn notifications(&mut self) -> Option<&mut mpsc::Receiver<String>> {
         self.notifications.as_mut()
     }
 
-    pub(crate) fn call_finished(&mut self, done: &CallDone) {
-        self.in_flight.remove(&done.id);
+    /// The version `initialize` settled on, once it has.
+    pub(crate) fn negotiated_version(&self) -> Option<&'static str> {
+        self.negotiated
+    }
+
+    /// Running calls.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// A call ended (answered, cancelled or dropped): its id is free again.
+    pub(crate) fn call_finished(&mut self, id: &RequestId) {
+        self.in_flight.remove(id);
     }
 
     /// Fires every in-flight call's token (the connection is going away).
@@ -168,14 +196,18 @@ impl Session {
     }
 
     pub(crate) fn handle_text(&mut self, text: &str) -> Action {
+        self.handle(text, Transported::default())
+    }
+
+    pub(crate) fn handle(&mut self, text: &str, transported: Transported<'_>) -> Action {
         // serde would read an array positionally into the struct; only an
         // object is a request.
         if text.trim_start().as_bytes().first() != Some(&b'{') {
-            return Action::Reply(unparsable(text, None));
+            return unparsable(text, None);
         }
         let envelope: Envelope<'_> = match serde_json::from_str(text) {
             Ok(envelope) => envelope,
-            Err(e) => return Action::Reply(unparsable(text, Some(&e))),
+            Err(e) => return unparsable(text, Some(&e)),
         };
         let id_raw = envelope.id.map(RawValue::get);
         let id = match envelope.id {
@@ -228,7 +260,7 @@ impl Session {
             }
         }
         match (id_raw, id) {
-            (Some(id_raw), Some(id)) => self.request(id_raw, id, &method, params_raw),
+            (Some(id_raw), Some(id)) => self.request(id_raw, id, &method, params_raw, transported),
             _ => {
                 self.notification(&method, params_raw);
                 Action::Nothing
@@ -269,7 +301,14 @@ impl Session {
         }
     }
 
-    fn request(&mut self, id_raw: &str, id: RequestId, method: &str, params_raw: Option<&RawValue>) -> Action {
+    fn request(
+        &mut self,
+        id_raw: &str,
+        id: RequestId,
+        method: &str,
+        params_raw: Option<&RawValue>,
+        transported: Transported<'_>,
+    ) -> Action {
         if self.in_flight.contains_key(&id) {
             // Two answers with one id: the client could not tell them apart,
             // nor cancel the first call.
@@ -292,7 +331,7 @@ impl Session {
                 return reply_error(Some(id_raw), error_code::METHOD_NOT_FOUND, &message);
             };
             let tool = tool.clone();
-            return self.start_call(id_raw, id, tool, params_raw, None, CallMode::Legacy);
+            return self.start_call(id_raw, id, tool, params_raw, None, CallMode::Legacy, LogFloor::Session);
         }
         let params: Params<'_> = match params_raw.map(|p| serde_json::from_str(p.get())) {
             None => Params::default(),
@@ -303,13 +342,32 @@ impl Session {
             }
         };
         let meta = params.meta.as_ref();
+        let declared_stateless = transported.declared_version.filter(|v| STATELESS_VERSIONS.contains(v));
         let stateless = match meta.and_then(|m| m.protocol_version) {
-            None => false,
+            None => {
+                if let Some(declared) = declared_stateless {
+                    let message = format!(
+                        "invalid params: a {declared} request must carry `_meta[\"{META_PROTOCOL_VERSION}\"]` \
+                         (\"{declared}\") and `_meta[\"{META_CLIENT_CAPABILITIES}\"]` in its params"
+                    );
+                    return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+                }
+                false
+            }
             Some(raw) => {
                 let Some(version) = json_str(raw) else {
                     let message = format!("invalid params: `_meta[\"{META_PROTOCOL_VERSION}\"]` must be a string");
                     return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
                 };
+                if let Some(declared) = transported.declared_version
+                    && declared != version
+                {
+                    let message = format!(
+                        "header mismatch: the MCP-Protocol-Version header says {declared:?} but \
+                         `_meta[\"{META_PROTOCOL_VERSION}\"]` says {version:?}; send the same version in both"
+                    );
+                    return reply_error(Some(id_raw), error_code::HEADER_MISMATCH, &message);
+                }
                 if !STATELESS_VERSIONS.contains(&&*version) {
                     return unsupported_version(id_raw, &version);
                 }
@@ -325,8 +383,26 @@ impl Session {
                 true
             }
         };
+        let log_floor = if stateless {
+            match meta.and_then(|m| m.log_level) {
+                None => LogFloor::Request(None),
+                Some(raw) => match serde_json::from_str::<LogLevel>(raw.get()) {
+                    Ok(level) => LogFloor::Request(Some(level)),
+                    Err(_) => {
+                        let message = format!(
+                            "invalid params: `_meta[\"{META_LOG_LEVEL}\"]` must be one of \"debug\", \"info\", \
+                             \"notice\", \"warning\", \"error\", \"critical\", \"alert\", \"emergency\"; got {}",
+                            raw.get()
+                        );
+                        return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+                    }
+                },
+            }
+        } else {
+            LogFloor::Session
+        };
         match method {
-            "server/discover" => Action::Reply(protocol::result_response(id_raw, &self.discover_result())),
+            "server/discover" => Reply::result(protocol::result_response(id_raw, &self.discover_result())),
             "initialize" | "ping" | "logging/setLevel" if stateless => {
                 let message = format!(
                     "method not found: `{method}` does not exist in protocol version {}",
@@ -335,7 +411,7 @@ impl Session {
                 reply_error(Some(id_raw), error_code::METHOD_NOT_FOUND, &message)
             }
             "initialize" => self.initialize(id_raw, &params),
-            "ping" => Action::Reply(protocol::result_response(id_raw, "{}")),
+            "ping" => Reply::result(protocol::result_response(id_raw, "{}")),
             _ if !stateless && self.negotiated.is_none() => {
                 let message = format!(
                     "invalid request: `{method}` before `initialize`; send `initialize` first (protocol versions \
@@ -370,7 +446,7 @@ impl Session {
                     );
                 }
                 let progress = meta.and_then(|m| m.progress_token);
-                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless })
+                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless }, log_floor)
             }
             _ => unreachable!("every protocol method is matched above"),
         }
@@ -404,7 +480,7 @@ impl Session {
             push_json_str(&mut result, instructions);
         }
         result.push('}');
-        Action::Reply(protocol::result_response(id_raw, &result))
+        Reply::result(protocol::result_response(id_raw, &result))
     }
 
     fn discover_result(&self) -> String {
@@ -442,7 +518,7 @@ impl Session {
         if let Some(handle) = &self.handle {
             handle.set_min_log_level(level);
         }
-        Action::Reply(protocol::result_response(id_raw, "{}"))
+        Reply::result(protocol::result_response(id_raw, "{}"))
     }
 
     fn list_tools(&self, id_raw: &str, params: &Params<'_>, stateless: bool) -> Action {
@@ -476,7 +552,7 @@ impl Session {
             result.push_str(&self.core.stateless_suffix);
         }
         result.push('}');
-        Action::Reply(protocol::result_response(id_raw, &result))
+        Reply::result(protocol::result_response(id_raw, &result))
     }
 
     fn session_handle(&mut self) -> SessionHandle {
@@ -499,16 +575,18 @@ impl Session {
         arguments: Option<&RawValue>,
         progress: Option<&RawValue>,
         mode: CallMode,
+        log_floor: LogFloor,
     ) -> Action {
-        let context = RequestContext::new(
+        let context = RequestContext::for_call(
             id.clone(),
             progress.map(RawValue::to_owned),
             CancellationToken::new(),
             self.session_handle(),
+            log_floor,
         );
         let watch = context.clone();
         self.in_flight.insert(id.clone(), context.clone());
-        let call = ToolCall::new(arguments.map(RawValue::to_owned), context, self.core.state.clone());
+        let call = ToolCall::new(arguments.map(RawValue::to_owned), context.clone(), self.core.state.clone());
         let id_raw: Box<str> = id_raw.into();
         // Only stateless results need the server (for their `_meta`).
         let stateless_core = matches!(mode, CallMode::Mcp { stateless: true }).then(|| self.core.clone());
@@ -517,6 +595,7 @@ impl Session {
             CallMode::Legacy => tool.name(),
         };
         let span = tracing::debug_span!("request", id = %id, method, tool = tool.name());
+        let call_id = id.clone();
         let future: CallFuture = Box::pin(
             async move {
                 // Cancellation wins whenever it has happened, so a cancelled
@@ -535,15 +614,14 @@ impl Session {
                     cancelled.as_mut().poll(cx).map(|()| None)
                 })
                 .await;
-                let response = outcome.map(|outcome| match mode {
+                outcome.map(|outcome| match mode {
                     CallMode::Mcp { .. } => mcp_result(&id_raw, &tool, outcome, stateless_core.as_deref()),
                     CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),
-                });
-                CallDone { id, response }
+                })
             }
             .instrument(span),
         );
-        Action::Call(future)
+        Action::Call(Call::new(call_id, context, future))
     }
 }
 
@@ -659,7 +737,7 @@ fn log_call_error(tool: &Tool, e: &CallError) {
 }
 
 fn reply_error(id_raw: Option<&str>, code: i32, message: &str) -> Action {
-    Action::Reply(protocol::error_response(id_raw, code, message, None))
+    Action::Reply(Reply { text: protocol::error_response(id_raw, code, message, None), error: Some(code) })
 }
 
 fn unsupported_version(id_raw: &str, requested: &str) -> Action {
@@ -679,30 +757,26 @@ fn unsupported_version(id_raw: &str, requested: &str) -> Action {
         STATELESS_VERSIONS.join(", "),
         SESSION_VERSIONS[0],
     );
-    Action::Reply(protocol::error_response(
-        Some(id_raw),
-        error_code::UNSUPPORTED_PROTOCOL_VERSION,
-        &message,
-        Some(&data),
-    ))
+    let code = error_code::UNSUPPORTED_PROTOCOL_VERSION;
+    Action::Reply(Reply { text: protocol::error_response(Some(id_raw), code, &message, Some(&data)), error: Some(code) })
 }
 
 /// -32700 for text that is not JSON; -32600 for JSON that is not a single
 /// request object (including batches, see the module docs). `e` is the
 /// error from reading an object as a request, if that was tried.
-fn unparsable(text: &str, e: Option<&serde_json::Error>) -> String {
+fn unparsable(text: &str, e: Option<&serde_json::Error>) -> Action {
     if let Err(syntax) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         let message = format!("parse error: the message is not valid JSON ({})", strip_position(&syntax.to_string()));
-        return protocol::error_response(None, error_code::PARSE_ERROR, &message, None);
+        return reply_error(None, error_code::PARSE_ERROR, &message);
     }
     let message = match e {
         Some(e) => format!("invalid request: {}", strip_position(&e.to_string())),
         None if text.trim_start().starts_with('[') => "invalid request: JSON-RPC batches are not supported (MCP \
-             2025-06-18 removed them); send one request per WebSocket message"
+             2025-06-18 removed them); send one request per message"
             .to_owned(),
         None => "invalid request: a JSON-RPC message must be a JSON object".to_owned(),
     };
-    protocol::error_response(None, error_code::INVALID_REQUEST, &message, None)
+    reply_error(None, error_code::INVALID_REQUEST, &message)
 }
 
 #[cfg(test)]
@@ -717,7 +791,7 @@ mod tests {
 
     fn reply(session: &mut Session, text: &str) -> serde_json::Value {
         match session.handle_text(text) {
-            Action::Reply(reply) => serde_json::from_str(&reply).expect("replies are JSON"),
+            Action::Reply(reply) => serde_json::from_str(&reply.text).expect("replies are JSON"),
             Action::Nothing => panic!("no reply to {text}"),
             Action::Call(_) => panic!("a call for {text}"),
         }
@@ -735,8 +809,8 @@ mod tests {
     fn ids_are_echoed_raw() {
         let mut session = session();
         let response = session.handle_text(r#"{"jsonrpc":"2.0","id":"x\"y","method":"ping"}"#);
-        let Action::Reply(text) = response else { panic!("no reply") };
-        assert_eq!(text, r#"{"jsonrpc":"2.0","id":"x\"y","result":{}}"#);
+        let Action::Reply(reply) = response else { panic!("no reply") };
+        assert_eq!(reply.text, r#"{"jsonrpc":"2.0","id":"x\"y","result":{}}"#);
     }
 
     #[test]

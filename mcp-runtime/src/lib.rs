@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod client;
 pub mod context;
 mod dispatch;
+mod engine;
 pub mod error;
 pub mod extract;
 pub mod protocol;

@@ -56,6 +56,8 @@ pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// A stateless request's log threshold; without it the request gets no log messages.
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 
 /// JSON-RPC and MCP error codes this runtime sends.
 pub mod error_code {
@@ -71,6 +73,11 @@ pub mod error_code {
     pub const INTERNAL_ERROR: i32 = -32603;
     /// A legacy direct call whose tool returned `Err`.
     pub const TOOL_ERROR: i32 = -32000;
+    /// The transport's declared protocol version (the Streamable HTTP
+    /// `MCP-Protocol-Version` header) disagrees with the request's `_meta`.
+    pub const HEADER_MISMATCH: i32 = -32020;
+    /// The request needs a client capability the client did not declare.
+    pub const MISSING_CLIENT_CAPABILITY: i32 = -32021;
     /// The request's `_meta` protocol version is not one the server speaks.
     pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 }
@@ -109,6 +116,8 @@ pub(crate) struct RequestMeta<'a> {
     pub protocol_version: Option<&'a RawValue>,
     #[serde(default, borrow, rename = "io.modelcontextprotocol/clientCapabilities", deserialize_with = "present")]
     pub client_capabilities: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "io.modelcontextprotocol/logLevel")]
+    pub log_level: Option<&'a RawValue>,
 }
 
 /// serde_json's " at line 1 column 17" means nothing to someone who sent

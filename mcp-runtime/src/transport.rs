@@ -1,14 +1,13 @@
-//! The WebSocket side of a connection: handshake (subprotocol, connection
-//! limit), then one task that reads frames, runs that connection's calls and
-//! writes responses and notifications.
+//! The WebSocket side of a connection: framing, ping/pong keepalive, the
+//! ping barrier and close codes. The session rules (calls, in-flight cap,
+//! cancellation, bookkeeping) are the [`Engine`]'s.
 //!
-//! The calls of a connection run inside its own task (a `FuturesUnordered`)
-//! rather than as spawned tasks: no cross-thread wake-ups per call, and
-//! dropping the connection drops its calls. Reading stops while the
-//! connection has `max_in_flight` calls running, so a flood meets TCP
-//! backpressure instead of growing memory. Writes are fed to the socket
-//! buffer and flushed only when nothing else is ready, which batches
-//! responses under load without delaying a lone one.
+//! The calls of a connection run inside its own task rather than as spawned
+//! tasks: no cross-thread wake-ups per call, and dropping the connection
+//! drops its calls. Reading stops while the engine is at its in-flight cap,
+//! so a flood meets TCP backpressure instead of growing memory. Writes are
+//! fed to the socket buffer and flushed only when nothing else is ready,
+//! which batches responses under load without delaying a lone one.
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -17,7 +16,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
@@ -29,7 +27,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{Action, CallDone, CallFuture, ServerCore, Session};
+use crate::dispatch::ServerCore;
+use crate::engine::{Engine, Outgoing};
 
 /// The subprotocol MCP clients offer (the TypeScript client insists on it).
 const SUBPROTOCOL: &str = "mcp";
@@ -141,8 +140,7 @@ fn offers_subprotocol(request: &Request) -> bool {
 
 enum Event {
     Frame(Option<Result<Message, WsError>>),
-    Done(CallDone),
-    Notification(String),
+    Outgoing(Outgoing),
     WriteFailed(WsError),
     PingDue,
     Shutdown,
@@ -161,14 +159,11 @@ enum Ending {
 }
 
 struct Connection {
-    session: Session,
+    engine: Engine,
     config: Arc<TransportConfig>,
     shutdown: CancellationToken,
-    calls: Calls,
     /// Frames fed to tungstenite but not yet flushed to the socket.
     dirty: bool,
-    /// A notification went out since the last barrier ping.
-    notice_pending: bool,
     /// Made the first time a response must wait for a barrier.
     barrier: Option<Box<Barrier>>,
 }
@@ -183,6 +178,10 @@ struct Connection {
 /// The pong is written while the client processes that chunk, so a response
 /// sent after the pong arrives in a later chunk, after the handler ran.
 /// Calls that send no notifications never wait.
+///
+/// The barrier ping goes out after the call's notifications and before any
+/// later message, so each parked response waits for the latest ping sent
+/// when it finished; parked responses leave in completion order.
 struct Barrier {
     /// Sequence number of the last barrier ping sent, and of the last pong seen.
     sent: u64,
@@ -194,25 +193,16 @@ struct Barrier {
 
 impl Connection {
     fn new(core: Arc<ServerCore>, config: Arc<TransportConfig>, shutdown: CancellationToken) -> Connection {
-        Connection {
-            session: Session::new(core),
-            config,
-            shutdown,
-            calls: Calls::default(),
-            dirty: false,
-            notice_pending: false,
-            barrier: None,
-        }
+        let engine = Engine::new(core, config.max_in_flight);
+        Connection { engine, config, shutdown, dirty: false, barrier: None }
     }
 
     async fn run(mut self, mut ws: Ws) {
         // Boxed: the compiler lays the loop's state out next to the close
         // path's instead of over it, and this halves an idle connection.
         let ending = Box::pin(self.serve(&mut ws)).await;
-        // Whatever ended the connection ends its calls: tokens first, so tools
-        // watching them see the cancellation, then drop the futures.
-        self.session.cancel_all();
-        self.calls.clear();
+        // Whatever ended the connection ends its calls.
+        self.engine.close();
         let (frame, wait_for_peer) = match ending {
             Ending::Dropped => return,
             Ending::Close(code, reason) => (CloseFrame { code, reason: reason.into() }, true),
@@ -242,23 +232,11 @@ impl Connection {
         let mut shutdown_armed = false;
         loop {
             let event = poll_fn(|cx| {
-                // Notifications first: a tool's progress must reach the
-                // client before that tool's response. Only running calls
-                // send them (a call finishing drains what it left), so an
-                // idle loop does not re-arm the channel's waker.
-                if !self.calls.is_empty()
-                    && let Some(rx) = self.session.notifications()
-                    && let Poll::Ready(Some(text)) = rx.poll_recv(cx)
-                {
-                    return Poll::Ready(Event::Notification(text));
-                }
-                if let Some(calls) = self.calls.running()
-                    && let Poll::Ready(Some(done)) = calls.poll_next_unpin(cx)
-                {
-                    return Poll::Ready(Event::Done(done));
+                if let Poll::Ready(outgoing) = self.engine.poll_outgoing(cx) {
+                    return Poll::Ready(Event::Outgoing(outgoing));
                 }
                 if !draining
-                    && self.calls.len() < self.config.max_in_flight
+                    && self.engine.accepting()
                     && let Poll::Ready(frame) = ws.poll_next_unpin(cx)
                 {
                     return Poll::Ready(Event::Frame(frame));
@@ -313,22 +291,15 @@ impl Connection {
                 Event::Frame(Some(Ok(message))) => {
                     awaiting_pong = false;
                     match message {
-                        Message::Text(text) => match self.session.handle_text(text.as_str()) {
-                            Action::Nothing => Ok(()),
-                            Action::Reply(reply) => self.send(ws, reply).await,
-                            Action::Call(mut call) => {
-                                // Most tools finish on their first poll; those
-                                // skip the call set. A pending one is polled
-                                // again by the set, which registers its own waker.
-                                match poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
-                                    Poll::Ready(done) => self.finish(ws, done).await,
-                                    Poll::Pending => {
-                                        self.calls.push(call);
-                                        Ok(())
-                                    }
-                                }
+                        Message::Text(text) => {
+                            // Most tools finish on this first poll and are
+                            // answered at once; the engine keeps the others.
+                            let engine = &mut self.engine;
+                            match poll_fn(|cx| Poll::Ready(engine.receive(text.as_str(), cx))).await {
+                                None => Ok(()),
+                                Some(outgoing) => self.write(ws, outgoing).await,
                             }
-                        },
+                        }
                         Message::Binary(_) => {
                             return Ending::Close(
                                 CloseCode::Unsupported,
@@ -345,18 +316,14 @@ impl Connection {
                         Message::Frame(_) => Ok(()),
                     }
                 }
-                Event::Done(done) => {
-                    let result = self.finish(ws, done).await;
-                    if draining && self.calls.is_empty() {
+                Event::Outgoing(outgoing) => {
+                    let result = self.write(ws, outgoing).await;
+                    if draining && self.engine.running() == 0 {
                         let _ = self.release(ws, true).await;
                         let _ = unstalled(ws.flush()).await;
                         return shutting_down();
                     }
                     result
-                }
-                Event::Notification(text) => {
-                    self.notice_pending = true;
-                    self.send(ws, text).await
                 }
                 Event::BarrierTimeout => self.release(ws, true).await,
                 Event::WriteFailed(e) => Err(e),
@@ -370,7 +337,7 @@ impl Connection {
                 }
                 Event::Shutdown => {
                     draining = true;
-                    if self.calls.is_empty() {
+                    if self.engine.running() == 0 {
                         let _ = self.release(ws, true).await;
                         return shutting_down();
                     }
@@ -378,7 +345,10 @@ impl Connection {
                     Ok(())
                 }
                 Event::GraceOver => {
-                    tracing::warn!(calls = self.calls.len(), "shutdown grace period over; cancelling calls in flight");
+                    tracing::warn!(
+                        calls = self.engine.running(),
+                        "shutdown grace period over; cancelling calls in flight"
+                    );
                     let _ = self.release(ws, true).await;
                     return shutting_down();
                 }
@@ -390,25 +360,18 @@ impl Connection {
         }
     }
 
-    /// A call ended: its notifications, then its response (if it was not
-    /// cancelled), held behind a [`Barrier`] when notifications preceded it.
-    async fn finish(&mut self, ws: &mut Ws, done: CallDone) -> Result<(), WsError> {
-        self.session.call_finished(&done);
-        // Drained even for a cancelled call: left in the channel, its
-        // progress would go out later and hold an unrelated response back.
-        let mut notified = false;
-        while let Some(text) = self.session.notifications().and_then(|rx| rx.try_recv().ok()) {
-            self.send(ws, text).await?;
-            notified = true;
+    /// Writes what the engine handed out; a response that followed its
+    /// call's notifications waits behind a [`Barrier`].
+    async fn write(&mut self, ws: &mut Ws, outgoing: Outgoing) -> Result<(), WsError> {
+        match outgoing {
+            Outgoing::Reply(text) | Outgoing::Notification(text) => self.send(ws, text).await,
+            Outgoing::Response { text, after_notifications } => self.respond(ws, text, after_notifications).await,
+            Outgoing::CallEnded => Ok(()),
         }
-        let Some(response) = done.response else {
-            // No response to hold back; only calls still running may own
-            // some of what just went out.
-            self.notice_pending |= notified && !self.calls.is_empty();
-            return Ok(());
-        };
-        self.notice_pending |= notified;
-        if std::mem::take(&mut self.notice_pending) {
+    }
+
+    async fn respond(&mut self, ws: &mut Ws, response: String, after_notifications: bool) -> Result<(), WsError> {
+        if after_notifications {
             let barrier = self.barrier.get_or_insert_with(|| {
                 Box::new(Barrier {
                     sent: 0,
@@ -502,33 +465,5 @@ fn read_error(e: WsError) -> Ending {
             tracing::debug!(error = %e, "connection failed");
             Ending::Dropped
         }
-    }
-}
-
-/// The calls of one connection. The `FuturesUnordered` (two allocations) is
-/// made on the first call: most idle connections never need it.
-#[derive(Default)]
-struct Calls(Option<FuturesUnordered<CallFuture>>);
-
-impl Calls {
-    fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, FuturesUnordered::len)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn push(&mut self, call: CallFuture) {
-        self.0.get_or_insert_with(FuturesUnordered::new).push(call);
-    }
-
-    fn clear(&mut self) {
-        self.0 = None;
-    }
-
-    /// The set, when it has calls to poll.
-    fn running(&mut self) -> Option<&mut FuturesUnordered<CallFuture>> {
-        self.0.as_mut().filter(|calls| !calls.is_empty())
     }
 }
