@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -64,11 +64,23 @@ pub struct SessionHandle {
     pub notifications: mpsc::Sender<String>,
     /// The `logging/setLevel` threshold, shared by all calls of a session.
     pub min_log_level: Arc<AtomicU8>,
+    /// Notifications outside any call dropped because the session's route
+    /// was full (nobody reading it, say no Streamable HTTP GET stream open).
+    dropped: Arc<AtomicU64>,
 }
 
 impl SessionHandle {
     pub fn new(notifications: mpsc::Sender<String>) -> Self {
-        SessionHandle { notifications, min_log_level: Arc::new(AtomicU8::new(LogLevel::Info as u8)) }
+        SessionHandle {
+            notifications,
+            min_log_level: Arc::new(AtomicU8::new(LogLevel::Info as u8)),
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many notifications outside any call were dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     pub fn set_min_log_level(&self, level: LogLevel) {
@@ -306,9 +318,15 @@ impl RequestContext {
                     room.await;
                 }
                 Pushed::Closed(back) => {
-                    // The call is over: the session's own route. A closed
+                    // The call is over: the session's own route. It is not
+                    // waited on: nobody may be reading it (no GET stream),
+                    // and a tool must not hang on its logging. A closed
                     // channel means the session is gone: nothing to tell.
-                    let _ = self.inner.session.notifications.send(back).await;
+                    let session = &self.inner.session;
+                    if let Err(mpsc::error::TrySendError::Full(_)) = session.notifications.try_send(back) {
+                        let dropped = session.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        tracing::debug!(dropped, "the session's notification route is full; dropped one");
+                    }
                     return;
                 }
             }

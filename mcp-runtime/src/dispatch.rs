@@ -37,8 +37,8 @@ use crate::context::{LogFloor, RequestContext, SessionHandle};
 use crate::engine::{Call, CallFuture};
 use crate::extract::StateMap;
 use crate::protocol::{
-    self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_LOG_LEVEL,
-    META_PROTOCOL_VERSION, META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
+    self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION,
+    META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
     push_json_str, strip_position,
 };
 use crate::registry::{self, FastHash, Registry};
@@ -173,14 +173,17 @@ impl Session {
         self.notifications.as_mut()
     }
 
+    /// The route of the session's own notifications, for a transport that
+    /// writes them on a stream of their own (the Streamable HTTP GET
+    /// stream). Made now if no call made it yet.
+    pub(crate) fn take_notifications(&mut self) -> mpsc::Receiver<String> {
+        let _ = self.session_handle();
+        self.notifications.take().expect("session_handle() made the route")
+    }
+
     /// The version `initialize` settled on, once it has.
     pub(crate) fn negotiated_version(&self) -> Option<&'static str> {
         self.negotiated
-    }
-
-    /// Running calls.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.len()
     }
 
     /// A call ended (answered, cancelled or dropped): its id is free again.
@@ -758,7 +761,10 @@ fn unsupported_version(id_raw: &str, requested: &str) -> Action {
         SESSION_VERSIONS[0],
     );
     let code = error_code::UNSUPPORTED_PROTOCOL_VERSION;
-    Action::Reply(Reply { text: protocol::error_response(Some(id_raw), code, &message, Some(&data)), error: Some(code) })
+    Action::Reply(Reply {
+        text: protocol::error_response(Some(id_raw), code, &message, Some(&data)),
+        error: Some(code),
+    })
 }
 
 /// -32700 for text that is not JSON; -32600 for JSON that is not a single

@@ -61,7 +61,10 @@ pub(crate) struct Call {
 enum CallState {
     Running(CallFuture),
     /// The work is done; what the tool had queued goes out before the response.
-    Finishing { leftovers: VecDeque<String>, response: Option<String> },
+    Finishing {
+        leftovers: VecDeque<String>,
+        response: Option<String>,
+    },
     Ended,
 }
 
@@ -72,10 +75,6 @@ impl Call {
 
     pub(crate) fn id(&self) -> &RequestId {
         &self.id
-    }
-
-    pub(crate) fn context(&self) -> &RequestContext {
-        &self.context
     }
 
     /// The next message of this call, `None` once it has ended.

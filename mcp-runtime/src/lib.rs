@@ -1,8 +1,9 @@
 //! `mcp-runtime`: serve async fns annotated with [`mcp_tool`] as MCP tools
-//! over WebSocket, and call MCP servers as a client.
+//! over WebSocket, Streamable HTTP and stdio, and call MCP servers as a client.
 //!
 //! Start at the crate README for the ten-line example.
 
+mod access;
 pub mod catalog;
 pub mod client;
 pub mod context;
@@ -10,10 +11,13 @@ mod dispatch;
 mod engine;
 pub mod error;
 pub mod extract;
+mod http;
 pub mod protocol;
 mod registry;
 pub mod schema;
 mod server;
+mod service;
+mod stdio;
 pub mod tool;
 mod transport;
 
@@ -23,6 +27,7 @@ pub use extract::{FromToolCall, State, StateMap};
 pub use mcp_macros::mcp_tool;
 pub use protocol::{LogLevel, RequestId};
 pub use server::{BoundServer, Server, ServerBuilder, ShutdownHandle, init_tracing};
+pub use service::McpService;
 pub use tool::{Annotations, CallError, Tool, ToolError, ToolFactory};
 
 /// What `#[mcp_tool]` expansions name. Not a public API: it changes with the

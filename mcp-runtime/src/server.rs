@@ -1,6 +1,8 @@
 //! Building, binding, serving and shutting down an MCP server, and `run()`,
-//! the whole `main` of a tool binary.
+//! the whole `main` of a tool binary: WebSocket and Streamable HTTP on one
+//! port, or stdio.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,18 +12,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, ToSocketAddrs};
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
 use tracing::Instrument;
 
+use crate::access::Access;
 use crate::catalog;
 use crate::dispatch::ServerCore;
 use crate::error::Error;
 use crate::extract::StateMap;
+use crate::protocol;
 use crate::registry::Registry;
+use crate::service::{McpService, Service, TransportConfig};
 use crate::tool::{self, Tool, ToolFactory};
-use crate::transport::{self, TransportConfig};
+use crate::transport::UpgradeSlot;
 
 const DEFAULT_TOOLS_PAGE_SIZE: usize = 100;
 const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -29,6 +39,8 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_SESSIONS: usize = 10_000;
+const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(1800);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Entry point: `Server::builder("name", "1.0.0")`.
@@ -58,15 +70,21 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// let addr = bound.local_addr();
 /// let shutdown = bound.shutdown_handle();
 /// let server = tokio::spawn(bound.serve());
-/// // ... connect to ws://{addr} ...
+/// // ... connect to ws://{addr} or POST to http://{addr}/mcp ...
 /// shutdown.shutdown(); // calls in flight finish, connections close with 1001
 /// server.await.expect("serve panicked")?;
 /// # Ok(()) }
 /// ```
 ///
+/// Or mount it in your own axum application with
+/// [`ServerBuilder::build`] and [`McpService::router`].
+///
 /// # Protocol behaviour
 ///
-/// - JSON-RPC 2.0, one message per WebSocket text frame. Ids (string or
+/// - Transports: WebSocket (a GET with `Upgrade: websocket` on any path)
+///   and Streamable HTTP (`/mcp`) on one port, or stdio (`--stdio`).
+/// - JSON-RPC 2.0, one message per WebSocket text frame, HTTP POST or
+///   stdio line. Ids (string or
 ///   integer) are echoed byte for byte; notifications are never answered.
 ///   Batches (arrays) get one `-32600`: MCP 2025-06-18 removed batching.
 /// - Sessions: `initialize` echoes 2024-11-05, 2025-03-26, 2025-06-18 or
@@ -105,6 +123,10 @@ impl Server {
             max_connections: None,
             ping_interval: None,
             shutdown_grace: None,
+            max_sessions: None,
+            session_idle_timeout: None,
+            allowed_origins: Vec::new(),
+            auth_token: None,
         }
     }
 }
@@ -116,7 +138,9 @@ impl Server {
 /// Limits can also come from the environment, which wins over the builder
 /// so operators can tune a binary without rebuilding it: `MCP_TOOLS_PAGE_SIZE`,
 /// `MCP_MAX_MESSAGE_SIZE` (bytes), `MCP_MAX_IN_FLIGHT`, `MCP_MAX_CONNECTIONS`,
-/// `MCP_PING_INTERVAL_SECS` (0 turns keepalive off), `MCP_SHUTDOWN_GRACE_SECS`.
+/// `MCP_PING_INTERVAL_SECS` (0 turns keepalive off), `MCP_SHUTDOWN_GRACE_SECS`,
+/// `MCP_MAX_SESSIONS`, `MCP_SESSION_IDLE_SECS`, `MCP_ALLOWED_ORIGINS`
+/// (comma-separated) and `MCP_AUTH_TOKEN`.
 pub struct ServerBuilder {
     name: String,
     version: String,
@@ -130,6 +154,10 @@ pub struct ServerBuilder {
     max_connections: Option<usize>,
     ping_interval: Option<Duration>,
     shutdown_grace: Option<Duration>,
+    max_sessions: Option<usize>,
+    session_idle_timeout: Option<Duration>,
+    allowed_origins: Vec<String>,
+    auth_token: Option<String>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -219,6 +247,37 @@ impl ServerBuilder {
         self
     }
 
+    /// Streamable HTTP sessions open at once before `initialize` is refused with 503 (default 10,000).
+    pub fn max_sessions(mut self, sessions: usize) -> Self {
+        self.max_sessions = Some(sessions);
+        self
+    }
+
+    /// How long a Streamable HTTP session may go without a request, an open
+    /// stream or a running call before it is closed (default 30 minutes).
+    pub fn session_idle_timeout(mut self, idle: Duration) -> Self {
+        self.session_idle_timeout = Some(idle);
+        self
+    }
+
+    /// Browser origins allowed besides loopback ones (`https://app.example.com`;
+    /// `*` allows any). Requests with any other `Origin` get 403.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every HTTP request and
+    /// WebSocket upgrade (`/healthz` excepted).
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.auth_token = Some(token.into());
+        self
+    }
+
     /// The Markdown tool catalog (what `--list-tools` prints).
     pub fn catalog_markdown(&self) -> Result<String, Error> {
         let registry = Registry::build(self.tools.clone(), None)?;
@@ -230,25 +289,46 @@ impl ServerBuilder {
         ))
     }
 
-    /// Checks the tools and opens the listening socket.
-    pub async fn bind<A: ToSocketAddrs + fmt::Display>(self, addr: A) -> Result<BoundServer, Error> {
+    /// Checks the tools and settings and builds the service, ready to be
+    /// served on any transport (see [`McpService`]).
+    pub fn build(self) -> Result<McpService, Error> {
         let tools_page_size = setting("MCP_TOOLS_PAGE_SIZE", self.tools_page_size, DEFAULT_TOOLS_PAGE_SIZE)?;
         let max_message_size = setting("MCP_MAX_MESSAGE_SIZE", self.max_message_size, DEFAULT_MAX_MESSAGE_SIZE)?;
         let max_in_flight = setting("MCP_MAX_IN_FLIGHT", self.max_in_flight, DEFAULT_MAX_IN_FLIGHT)?;
         let max_connections = setting("MCP_MAX_CONNECTIONS", self.max_connections, DEFAULT_MAX_CONNECTIONS)?;
+        let max_sessions = setting("MCP_MAX_SESSIONS", self.max_sessions, DEFAULT_MAX_SESSIONS)?;
         let ping_secs = env_value::<u64>("MCP_PING_INTERVAL_SECS")?.map(Duration::from_secs);
         let ping_interval = ping_secs.or(self.ping_interval).unwrap_or(DEFAULT_PING_INTERVAL);
         let grace_secs = env_value::<u64>("MCP_SHUTDOWN_GRACE_SECS")?.map(Duration::from_secs);
         let shutdown_grace = grace_secs.or(self.shutdown_grace).unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let idle_secs = env_value::<u64>("MCP_SESSION_IDLE_SECS")?.map(Duration::from_secs);
+        let session_idle_timeout = idle_secs.or(self.session_idle_timeout).unwrap_or(DEFAULT_SESSION_IDLE);
         for (what, value) in [
             ("tools page size (MCP_TOOLS_PAGE_SIZE)", tools_page_size),
             ("maximum message size (MCP_MAX_MESSAGE_SIZE)", max_message_size),
             ("calls in flight per connection (MCP_MAX_IN_FLIGHT)", max_in_flight),
             ("connection limit (MCP_MAX_CONNECTIONS)", max_connections),
+            ("session limit (MCP_MAX_SESSIONS)", max_sessions),
         ] {
             if value == 0 {
                 return Err(Error::Config(format!("the {what} must be at least 1")));
             }
+        }
+        if session_idle_timeout.is_zero() {
+            return Err(Error::Config("the session idle timeout (MCP_SESSION_IDLE_SECS) must be at least 1 s".into()));
+        }
+        let allowed_origins = match std::env::var("MCP_ALLOWED_ORIGINS") {
+            Ok(list) => list.split(',').map(str::to_owned).collect(),
+            Err(_) => self.allowed_origins,
+        };
+        let auth_token = match std::env::var("MCP_AUTH_TOKEN") {
+            Ok(token) => Some(token),
+            Err(_) => self.auth_token,
+        };
+        if auth_token.as_deref().is_some_and(|t| t.trim().is_empty() || t.trim() != t) {
+            return Err(Error::Config(
+                "the bearer token (MCP_AUTH_TOKEN) must be non-empty, without surrounding spaces".into(),
+            ));
         }
 
         let registry = Registry::build(self.tools, Some(&self.state))?;
@@ -267,18 +347,23 @@ impl ServerBuilder {
             shutdown_grace,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_connections,
+            max_sessions,
+            session_idle_timeout,
         };
+        let access = Access::new(&allowed_origins, auth_token);
+        Ok(McpService { inner: Service::new(core, config, access) })
+    }
+
+    /// Checks the tools and opens the listening socket.
+    pub async fn bind<A: ToSocketAddrs + fmt::Display>(self, addr: A) -> Result<BoundServer, Error> {
+        let service = self.build()?;
         let addr_text = addr.to_string();
         let listener =
             TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: addr_text.clone(), source })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr: addr_text, source })?;
-        Ok(BoundServer {
-            listener,
-            local_addr,
-            core: Arc::new(core),
-            config: Arc::new(config),
-            shutdown: CancellationToken::new(),
-        })
+        // DNS rebinding: a server only reachable on loopback answers only loopback names.
+        service.inner.access.set_loopback_only(local_addr.ip().is_loopback());
+        Ok(BoundServer { listener, local_addr, service })
     }
 
     /// The whole `main` of a tool binary; see the crate docs. Returns the
@@ -286,9 +371,11 @@ impl ServerBuilder {
     pub async fn run(self) -> ExitCode {
         let program = std::env::args().next().unwrap_or_else(|| "server".to_owned());
         let mut list_tools = false;
+        let mut stdio = false;
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--list-tools" => list_tools = true,
+                "--stdio" => stdio = true,
                 "-h" | "--help" => {
                     println!("{}", usage(&program, &self.name, &self.version));
                     return ExitCode::SUCCESS;
@@ -313,6 +400,17 @@ impl ServerBuilder {
         }
 
         init_tracing();
+        match std::env::var("MCP_TRANSPORT").as_deref() {
+            Err(_) | Ok("") | Ok("network") => {}
+            Ok("stdio") => stdio = true,
+            Ok(other) => {
+                eprintln!("error: MCP_TRANSPORT must be `stdio` or `network`, got {other:?}");
+                return ExitCode::from(2);
+            }
+        }
+        if stdio {
+            return self.run_stdio().await;
+        }
         raise_open_file_limit();
         let host = std::env::var("MCP_HOST").unwrap_or_else(|_| "0.0.0.0".to_owned());
         let port = match std::env::var("MCP_PORT") {
@@ -337,10 +435,16 @@ impl ServerBuilder {
                 return ExitCode::FAILURE;
             }
         };
-        // The one line on stdout: scripts and tests wait for it.
+        // The lines on stdout: scripts and tests wait for the first.
         println!("listening on ws://{}", bound.local_addr());
+        println!("listening on http://{}/mcp", bound.local_addr());
         let _ = std::io::stdout().flush();
-        tracing::info!(addr = %bound.local_addr(), tools = bound.core.registry.len(), "MCP server listening");
+        tracing::info!(
+            addr = %bound.local_addr(),
+            tools = bound.service.inner.core.registry.len(),
+            auth = bound.service.inner.access.requires_token(),
+            "MCP server listening (WebSocket and Streamable HTTP)"
+        );
 
         let shutdown = bound.shutdown_handle();
         tokio::spawn(async move {
@@ -359,15 +463,39 @@ impl ServerBuilder {
             }
         }
     }
+
+    /// `run()` with `--stdio`: one session on stdin/stdout; EOF or a signal
+    /// drains the running calls and exits 0.
+    async fn run_stdio(self) -> ExitCode {
+        let service = match self.build() {
+            Ok(service) => service,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(tools = service.inner.core.registry.len(), "MCP server on stdio");
+        let shutdown = service.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received; finishing calls in flight");
+            shutdown.shutdown();
+        });
+        match service.serve_stdio().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 /// A server with its socket open, ready to [`serve`](BoundServer::serve).
 pub struct BoundServer {
     listener: TcpListener,
     local_addr: SocketAddr,
-    core: Arc<ServerCore>,
-    config: Arc<TransportConfig>,
-    shutdown: CancellationToken,
+    service: McpService,
 }
 
 impl fmt::Debug for BoundServer {
@@ -382,66 +510,147 @@ impl BoundServer {
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { token: self.shutdown.clone() }
+        self.service.shutdown_handle()
     }
 
-    /// Accepts connections until shut down, then lets calls in flight finish
-    /// (up to the grace period), closes every connection with 1001 and returns.
+    /// Serves WebSocket and Streamable HTTP until shut down, then drains:
+    /// `/healthz` answers 503 and new work is refused, calls in flight get
+    /// the grace period to finish (then they are cancelled), WebSocket
+    /// connections close with 1001, and it returns.
     pub async fn serve(self) -> Result<(), Error> {
-        let BoundServer { listener, local_addr: _, core, config, shutdown } = self;
-        let tracker = TaskTracker::new();
+        let BoundServer { listener, local_addr: _, service } = self;
+        let service = service.inner;
+        service.ensure_sweeper();
+        let router = crate::http::router(service.clone());
+        let connections = TaskTracker::new();
         let open = Arc::new(AtomicUsize::new(0));
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before
-                    // accept: keep serving, but do not spin on it.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+        let shutdown = service.shutdown.clone();
+        let accepting = CancellationToken::new();
+        let accept_loop = {
+            let (service, connections, open, accepting) =
+                (service.clone(), connections.clone(), open.clone(), accepting.clone());
+            async move {
+                loop {
+                    let accepted = tokio::select! {
+                        biased;
+                        _ = accepting.cancelled() => break,
+                        accepted = listener.accept() => accepted,
+                    };
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Out of file descriptors or a connection reset before
+                            // accept: keep serving, but do not spin on it.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let slot = ConnectionSlot::take(&open, service.config.max_connections);
+                    let connection = serve_tcp(service.clone(), router.clone(), stream, slot.is_some());
+                    connections.spawn(
+                        async move {
+                            connection.await;
+                            drop(slot);
+                        }
+                        .instrument(tracing::info_span!("connection", %peer)),
+                    );
                 }
-            };
-            let slot = ConnectionSlot::take(&open, config.max_connections);
-            let connection = transport::serve_connection(
-                core.clone(),
-                config.clone(),
-                stream,
-                slot.is_some(),
-                shutdown.child_token(),
-            );
-            tracker.spawn(
-                async move {
-                    connection.await;
-                    drop(slot);
-                }
-                .instrument(tracing::info_span!("connection", %peer)),
-            );
-        }
-        drop(listener);
-        tracker.close();
+            }
+        };
+        let accept_task = tokio::spawn(accept_loop);
+
+        shutdown.cancelled().await;
+        // Draining: the listener stays open so /healthz can say 503, while
+        // calls in flight get their grace.
+        let running = service.sessions.running_calls();
         let open_now = open.load(Ordering::Relaxed);
-        if open_now > 0 {
-            tracing::info!(connections = open_now, "waiting for connections to finish");
+        tracing::info!(connections = open_now, http_calls = running, "draining: letting calls in flight finish");
+        service.tasks.close();
+        let grace = service.config.shutdown_grace;
+        if tokio::time::timeout(grace, service.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                calls = service.sessions.running_calls(),
+                "shutdown grace period over; cancelling Streamable HTTP calls in flight"
+            );
+            service.sessions.cancel_all_calls();
+            let _ = tokio::time::timeout(Duration::from_secs(2), service.tasks.wait()).await;
         }
-        // Connections stop on their own within the grace period; the margin
-        // covers closing handshakes with slow peers.
-        if tokio::time::timeout(config.shutdown_grace + Duration::from_secs(5), tracker.wait()).await.is_err() {
+        service.sessions.close_all();
+        // WebSocket connections drain on their own within the grace; the
+        // margin covers closing handshakes with slow peers.
+        connections.close();
+        if tokio::time::timeout(Duration::from_secs(5), connections.wait()).await.is_err() {
             tracing::warn!("some connections did not close in time; leaving them");
         }
+        accepting.cancel();
+        let _ = accept_task.await;
         Ok(())
     }
+}
+
+/// One TCP connection: HTTP/1.1 through hyper until it ends, then the
+/// WebSocket in the same task if the connection was upgraded.
+async fn serve_tcp(service: Arc<Service>, router: axum::Router, stream: TcpStream, admitted: bool) {
+    // Responses are small and latency matters more than packet count.
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(stream);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(service.config.handshake_timeout);
+    if !admitted {
+        let max = service.config.max_connections;
+        tracing::warn!(max_connections = max, "refused a connection: at the connection limit");
+        http.keep_alive(false);
+        let refuse =
+            hyper::service::service_fn(move |_: Request<Incoming>| async move { Ok::<_, Infallible>(over_limit(max)) });
+        let _ = tokio::time::timeout(service.config.handshake_timeout, http.serve_connection(io, refuse)).await;
+        return;
+    }
+    let slot = UpgradeSlot::default();
+    let handler = {
+        let slot = slot.clone();
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            if request.headers().contains_key(header::UPGRADE) {
+                request.extensions_mut().insert(slot.clone());
+            }
+            router.clone().oneshot(request)
+        })
+    };
+    // Boxed, like every short-lived stage: the task keeps room for its
+    // largest state for as long as the connection lives, and an idle
+    // WebSocket should pay for its own loop only.
+    let mut connection = Box::pin(http.serve_connection(io, handler).with_upgrades());
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        }
+        _ = service.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+    if let Some(pending) = slot.take() {
+        Box::pin(pending.run(service)).await;
+    }
+}
+
+fn over_limit(max: usize) -> Response<axum::body::Body> {
+    let message = format!("this MCP server is at its limit of {max} connections; retry later");
+    let body = protocol::error_response(None, protocol::error_code::INVALID_REQUEST, &message, None);
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Triggers graceful shutdown of a [`BoundServer`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
-    token: CancellationToken,
+    pub(crate) token: CancellationToken,
 }
 
 impl ShutdownHandle {
@@ -493,9 +702,10 @@ fn setting(env: &str, builder: Option<usize>, default: usize) -> Result<usize, E
 
 fn usage(program: &str, name: &str, version: &str) -> String {
     format!(
-        "{name} {version}: an MCP server over WebSocket\n\n\
-         Usage: {program} [--list-tools]\n\n\
+        "{name} {version}: an MCP server over WebSocket and Streamable HTTP (one port), or stdio\n\n\
+         Usage: {program} [--stdio] [--list-tools]\n\n\
          Options:\n  \
+           --stdio       serve one session on stdin/stdout instead of the network\n  \
            --list-tools  print the tool catalog as Markdown and exit\n  \
            -h, --help    print this help\n\n\
          Environment:\n  \
@@ -507,7 +717,12 @@ fn usage(program: &str, name: &str, version: &str) -> String {
            MCP_MAX_IN_FLIGHT        running calls per connection (default 64)\n  \
            MCP_MAX_CONNECTIONS      open connections (default 10000)\n  \
            MCP_PING_INTERVAL_SECS   keepalive period, 0 = off (default 30)\n  \
-           MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown (default 10)"
+           MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown (default 10)\n  \
+           MCP_TRANSPORT            `stdio` does what --stdio does\n  \
+           MCP_MAX_SESSIONS         Streamable HTTP sessions open at once (default 10000)\n  \
+           MCP_SESSION_IDLE_SECS    idle Streamable HTTP sessions close after this (default 1800)\n  \
+           MCP_ALLOWED_ORIGINS      browser origins allowed besides loopback, comma-separated\n  \
+           MCP_AUTH_TOKEN           require `Authorization: Bearer <token>` on HTTP and WebSocket"
     )
 }
 

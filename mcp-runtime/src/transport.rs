@@ -12,28 +12,33 @@
 use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
-use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::ServerCore;
 use crate::engine::{Engine, Outgoing};
+use crate::protocol::{self, error_code};
+use crate::service::{Service, TransportConfig};
 
 /// The subprotocol MCP clients offer (the TypeScript client insists on it).
 const SUBPROTOCOL: &str = "mcp";
 
-/// How long a response held behind a ping barrier (see `Connection::finish`)
+/// How long a response held behind a ping barrier (see `Connection::respond`)
 /// waits for the pong before it goes out anyway.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -43,94 +48,126 @@ const WRITE_STALL_LIMIT: Duration = Duration::from_secs(60);
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Connection settings, resolved once by the builder.
-#[derive(Debug, Clone)]
-pub(crate) struct TransportConfig {
-    pub(crate) max_message_size: usize,
-    pub(crate) max_in_flight: usize,
-    pub(crate) ping_interval: Option<Duration>,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) max_connections: usize,
+fn websocket_config(config: &TransportConfig) -> WebSocketConfig {
+    // tungstenite's defaults (128 KiB read buffer, 128 KiB write target)
+    // would cost ~128 KiB per idle connection; small buffers grow when a
+    // big message actually arrives.
+    WebSocketConfig::default()
+        .read_buffer_size(2 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size))
 }
 
-impl TransportConfig {
-    fn websocket(&self) -> WebSocketConfig {
-        // tungstenite's defaults (128 KiB read buffer, 128 KiB write target)
-        // would cost ~128 KiB per idle connection; small buffers grow when a
-        // big message actually arrives.
-        WebSocketConfig::default()
-            .read_buffer_size(2 * 1024)
-            .write_buffer_size(16 * 1024)
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_message_size))
+type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Whether a request asks for a WebSocket.
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+/// Where the listener's connection task picks up an upgraded connection, so
+/// that the WebSocket runs in the same task once hyper lets go of the
+/// socket (no second task per connection). Inserted only into requests
+/// that carry `Upgrade`.
+#[derive(Clone, Default)]
+pub(crate) struct UpgradeSlot(Arc<Mutex<Option<PendingUpgrade>>>);
+
+impl UpgradeSlot {
+    fn put(&self, pending: PendingUpgrade) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(pending);
+    }
+
+    pub(crate) fn take(&self) -> Option<PendingUpgrade> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-/// Handshake, then the connection loop. `admitted` is false when the server
-/// is at its connection limit: the client then gets an HTTP 503 with a
-/// reason instead of a WebSocket.
-pub(crate) async fn serve_connection(
-    core: Arc<ServerCore>,
-    config: Arc<TransportConfig>,
-    stream: TcpStream,
-    admitted: bool,
-    shutdown: CancellationToken,
-) {
-    // Responses are small and latency matters more than packet count.
-    let _ = stream.set_nodelay(true);
-    let max_connections = config.max_connections;
-    // The callback's signature is tungstenite's, large error type and all.
-    #[allow(clippy::result_large_err)]
-    let negotiate = move |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
-        if !admitted {
-            let mut refusal = ErrorResponse::new(Some(format!(
-                "this MCP server is at its limit of {max_connections} connections; retry later\n"
-            )));
-            *refusal.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            refusal.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Err(refusal);
-        }
-        if offers_subprotocol(request) {
-            response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
-        }
-        Ok(response)
-    };
-    // Boxed, like every other short-lived stage below: the task keeps room
-    // for its largest state for as long as the connection lives, and an idle
-    // connection should pay for the loop only.
-    let handshake = Box::pin(tokio::time::timeout(
-        config.handshake_timeout,
-        accept_hdr_async_with_config(stream, negotiate, Some(config.websocket())),
-    ));
-    let ws = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        handshake = handshake => match handshake {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                if admitted {
-                    tracing::debug!(error = %e, "WebSocket handshake failed");
-                } else {
-                    tracing::warn!(max_connections, "refused a connection: at the connection limit");
-                }
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("WebSocket handshake timed out");
-                return;
-            }
-        },
-    };
-    tracing::debug!("connection open");
-    Box::pin(Connection::new(core, config, shutdown).run(ws)).await;
-    tracing::debug!("connection closed");
+/// A WebSocket handshake answered with 101, waiting for hyper to hand over the socket.
+pub(crate) struct PendingUpgrade {
+    on_upgrade: OnUpgrade,
 }
 
-fn offers_subprotocol(request: &Request) -> bool {
-    request
-        .headers()
+impl PendingUpgrade {
+    /// The connection loop, once the socket is ours.
+    pub(crate) async fn run(self, service: Arc<Service>) {
+        let upgraded = match self.on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let config = websocket_config(&service.config);
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        tracing::debug!("connection open");
+        let connection = Connection::new(service.core.clone(), service.config.clone(), service.shutdown.child_token());
+        Box::pin(connection.run(ws)).await;
+        tracing::debug!("connection closed");
+    }
+}
+
+/// Answers a WebSocket handshake (the access checks already passed): 101
+/// with the `mcp` subprotocol echoed when offered, then the connection
+/// runs in the listener's connection task (or a task of its own when the
+/// router is served by someone else).
+pub(crate) fn upgrade(service: &Arc<Service>, mut request: Request) -> Response {
+    let refuse = |status: StatusCode, message: &str| {
+        let body = protocol::error_response(None, error_code::INVALID_REQUEST, message, None);
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    if service.shutdown.is_cancelled() {
+        let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down; retry later");
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    let headers = request.headers();
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if request.method() != axum::http::Method::GET || !connection_upgrade {
+        return refuse(StatusCode::BAD_REQUEST, "a WebSocket handshake is a GET with `Connection: Upgrade`");
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        let mut response =
+            refuse(StatusCode::UPGRADE_REQUIRED, "unsupported WebSocket version: this server speaks version 13");
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return response;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return refuse(StatusCode::BAD_REQUEST, "a WebSocket handshake needs Sec-WebSocket-Key");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let subprotocol = offers_subprotocol(headers);
+    let pending = PendingUpgrade { on_upgrade: hyper::upgrade::on(&mut request) };
+    match request.extensions().get::<UpgradeSlot>() {
+        Some(slot) => slot.put(pending),
+        None => {
+            let service = service.clone();
+            service.tasks.clone().spawn(pending.run(service));
+        }
+    }
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let out = response.headers_mut();
+    out.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    out.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        out.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if subprotocol {
+        out.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+    }
+    response
+}
+
+fn offers_subprotocol(headers: &HeaderMap) -> bool {
+    headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -73,6 +73,11 @@ impl ServerProcess {
         format!("ws://{}/", self.addr)
     }
 
+    /// `http://127.0.0.1:PORT/mcp`, the Streamable HTTP endpoint on the same port.
+    pub fn http_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

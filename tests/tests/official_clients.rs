@@ -1,8 +1,11 @@
-//! The official MCP clients against the real `hello` binary over WebSocket:
-//! the Python SDK's `websocket_client` (mcp[ws]==1.30.0) and the TypeScript
-//! SDK's `WebSocketClientTransport` (1.32.2). Each peer script runs a whole
-//! session and reports what it saw as JSON; the assertions are here, once,
-//! for both.
+//! The official MCP clients against the real `hello` binary on every
+//! transport: WebSocket (the Python SDK's `websocket_client` from
+//! mcp[ws]==1.30.0, the TypeScript SDK's `WebSocketClientTransport`),
+//! Streamable HTTP (the TypeScript SDK's `StreamableHTTPClientTransport`, the
+//! Python SDK 2.x `Client` on a 2025-11-25 session and on the stateless
+//! 2026-07-28 revision) and stdio (the Python SDK 2.x launching
+//! `hello --stdio` itself). Each peer script runs a whole session and reports
+//! what it saw as JSON; the assertions are here, once, for all of them.
 
 use std::io::Read;
 use std::path::Path;
@@ -18,10 +21,10 @@ const PAGE_SIZE: &str = "1";
 /// How long one peer session may take; a hung SDK must fail the test, not hang CI.
 const PEER_DEADLINE: Duration = Duration::from_secs(120);
 
-fn run_peer(program: &Path, script: &Path, url: &str, cwd: &Path) -> Value {
+fn run_peer(program: &Path, script: &Path, args: &[&str], cwd: &Path) -> Value {
     let mut child = Command::new(program)
         .arg(script)
-        .arg(url)
+        .args(args)
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -61,7 +64,10 @@ fn assert_session(client: &str, r: &Value) {
     let ctx = |what: &str| format!("{client}: {what}; report: {r:#}");
 
     assert_eq!(r["serverName"], "hello", "{}", ctx("serverInfo.name"));
-    assert_eq!(r["ping"], true, "{}", ctx("ping"));
+    // 2026-07-28 removed ping.
+    if r["protocolVersion"] != "2026-07-28" {
+        assert_eq!(r["ping"], true, "{}", ctx("ping"));
+    }
     assert_eq!(r["pages"], 3, "{}", ctx("tools/list must paginate one tool per page"));
     let mut tools: Vec<&str> = r["tools"].as_array().expect("tools").iter().filter_map(Value::as_str).collect();
     tools.sort_unstable();
@@ -107,7 +113,7 @@ fn python_sdk_websocket_client_runs_a_full_session_against_hello() {
     let peers = peers();
     let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
     let script = scripts_dir().join("python/official_ws_client.py");
-    let report = run_peer(&peers.python_mcp1, &script, &server.url(), &scripts_dir().join("python"));
+    let report = run_peer(&peers.python_mcp1, &script, &[&server.url()], &scripts_dir().join("python"));
     assert_eq!(
         report["protocolVersion"], "2025-11-25",
         "mcp 1.30.0 asks for 2025-11-25 and gets it echoed: {report:#}"
@@ -115,18 +121,74 @@ fn python_sdk_websocket_client_runs_a_full_session_against_hello() {
     assert_session("python mcp 1.30.0", &report);
 }
 
-#[test]
-fn typescript_sdk_websocket_transport_runs_a_full_session_against_hello() {
+/// The TypeScript peer script against `url` (ws:// or http://).
+fn typescript_session(url: &str) -> Value {
     // Panics, naming scripts/test.sh, when the SDK is not installed.
     peers();
-    let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
-    let script = scripts_dir().join("node/official_ws_client.mjs");
+    let script = scripts_dir().join("node/official_client.mjs");
     let node_dir = scripts_dir().join("node");
     // Node's ES module resolution ignores NODE_PATH: the SDK must be reachable from the script's folder.
     assert!(
         node_dir.join("node_modules/@modelcontextprotocol/sdk").exists(),
         "run scripts/test.sh: it links the Node peers beside the scripts"
     );
-    let report = run_peer(Path::new("node"), &script, &server.url(), &node_dir);
-    assert_session("typescript sdk 1.32.2", &report);
+    run_peer(Path::new("node"), &script, &[url], &node_dir)
+}
+
+#[test]
+fn typescript_sdk_websocket_transport_runs_a_full_session_against_hello() {
+    let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
+    let report = typescript_session(&server.url());
+    assert_session("typescript sdk 1.32.2 over WebSocket", &report);
+}
+
+#[test]
+fn typescript_sdk_streamable_http_transport_runs_a_full_session_against_hello() {
+    let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
+    let report = typescript_session(&server.http_url());
+    assert_session("typescript sdk 1.32.2 over Streamable HTTP", &report);
+    assert_eq!(report["protocolVersion"], "2025-11-25", "{report:#}");
+    let session = report["sessionId"].as_str().unwrap_or_default();
+    assert!(session.len() >= 32 && session.bytes().all(|b| (0x21..=0x7e).contains(&b)), "session id: {report:#}");
+    assert_eq!(report["terminated"], true, "DELETE ends the session: {report:#}");
+}
+
+/// The Python 2.x peer script: `target` is an http:// URL, or `stdio` to
+/// launch `hello --stdio`; `mode` the SDK's connect mode.
+fn python_session(target: &str, mode: &str) -> Value {
+    let peers = peers();
+    let script = scripts_dir().join("python/official_client.py");
+    let hello = mcp_tests::binary("hello");
+    let hello = hello.to_str().expect("a UTF-8 path");
+    let args: Vec<&str> = if target == "stdio" { vec!["stdio", hello, mode] } else { vec![target, mode] };
+    run_peer(&peers.python_mcp2, &script, &args, &scripts_dir().join("python"))
+}
+
+#[test]
+fn python_sdk_streamable_http_client_runs_a_session_against_hello() {
+    let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
+    let report = python_session(&server.http_url(), "legacy");
+    assert_eq!(report["protocolVersion"], "2025-11-25", "{report:#}");
+    assert_session("python mcp 2.3.0 over Streamable HTTP (2025-11-25 session)", &report);
+}
+
+#[test]
+fn python_sdk_streamable_http_client_runs_stateless_2026_07_28_against_hello() {
+    let server = ServerProcess::start("hello", &[("MCP_TOOLS_PAGE_SIZE", PAGE_SIZE)]);
+    let report = python_session(&server.http_url(), "auto");
+    assert_eq!(
+        report["protocolVersion"], "2026-07-28",
+        "the SDK probes server/discover and goes stateless: {report:#}"
+    );
+    assert_session("python mcp 2.3.0 over Streamable HTTP (stateless 2026-07-28)", &report);
+}
+
+#[test]
+fn python_sdk_stdio_client_launches_hello_directly() {
+    let report = python_session("stdio", "legacy");
+    assert_eq!(report["protocolVersion"], "2025-11-25", "{report:#}");
+    assert_session("python mcp 2.3.0 over stdio", &report);
+    let report = python_session("stdio", "auto");
+    assert_eq!(report["protocolVersion"], "2026-07-28", "{report:#}");
+    assert_session("python mcp 2.3.0 over stdio (stateless 2026-07-28)", &report);
 }

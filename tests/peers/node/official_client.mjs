@@ -1,6 +1,8 @@
-// The official TypeScript MCP SDK (1.32.2) WebSocketClientTransport against `hello`.
+// The official TypeScript MCP SDK (1.32.2) against `hello`, over
+// WebSocketClientTransport (a ws:// URL) or StreamableHTTPClientTransport
+// (an http:// URL).
 //
-// Usage: node official_ws_client.mjs ws://127.0.0.1:PORT/
+// Usage: node official_client.mjs ws://127.0.0.1:PORT/ | http://127.0.0.1:PORT/mcp
 //
 // Prints one JSON object of what it observed; the Rust test
 // (tests/tests/official_clients.rs) makes the assertions. The SDK validates
@@ -8,6 +10,7 @@
 // it is missing or invalid, so a clean run is already a compatibility check.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { WebSocketClientTransport } from "@modelcontextprotocol/sdk/client/websocket.js";
 import { LoggingMessageNotificationSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
 import WebSocket from "ws";
@@ -32,8 +35,12 @@ async function main(url) {
   client.setNotificationHandler(LoggingMessageNotificationSchema, () => {
     logMessages += 1;
   });
-  await client.connect(new WebSocketClientTransport(new URL(url)));
+  const endpoint = new URL(url);
+  const transport =
+    endpoint.protocol === "ws:" ? new WebSocketClientTransport(endpoint) : new StreamableHTTPClientTransport(endpoint);
+  await client.connect(transport);
   report.protocolVersion = client.transport?.protocolVersion ?? null;
+  report.sessionId = transport.sessionId ?? null;
   report.serverName = client.getServerVersion()?.name ?? null;
   report.capabilities = client.getServerCapabilities() ?? null;
 
@@ -108,6 +115,11 @@ async function main(url) {
 
   await client.ping();
   report.ping_after_cancel = true;
+  if (transport instanceof StreamableHTTPClientTransport) {
+    // DELETE: the session ends on the server too.
+    await transport.terminateSession();
+    report.terminated = transport.sessionId === undefined;
+  }
   await client.close();
   return report;
 }

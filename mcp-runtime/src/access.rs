@@ -1,0 +1,237 @@
+//! Who may talk to the server over the network: the `Origin` check (a web
+//! page from elsewhere must not reach a server on localhost), the `Host`
+//! check against DNS rebinding when bound to a loopback address, and the
+//! optional bearer token. One tower layer in front of every HTTP request,
+//! the WebSocket upgrade included: browsers apply no CORS to WebSocket, so
+//! the server must.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::protocol::{self, error_code};
+use crate::service::Service;
+
+/// The access rules, resolved once at start-up.
+#[derive(Debug, Default)]
+pub(crate) struct Access {
+    /// Origins allowed besides loopback ones (`MCP_ALLOWED_ORIGINS`), lower
+    /// case, without a trailing slash.
+    allowed_origins: Vec<String>,
+    any_origin: bool,
+    /// `MCP_AUTH_TOKEN`.
+    token: Option<Vec<u8>>,
+    /// Bound to a loopback address: a `Host` naming anything else is refused.
+    loopback_only: AtomicBool,
+}
+
+impl Access {
+    pub(crate) fn new(allowed_origins: &[String], token: Option<String>) -> Access {
+        let mut access = Access { token: token.map(String::into_bytes), ..Access::default() };
+        for origin in allowed_origins {
+            let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+            match origin.as_str() {
+                "" => {}
+                "*" => access.any_origin = true,
+                _ => access.allowed_origins.push(origin),
+            }
+        }
+        access
+    }
+
+    pub(crate) fn set_loopback_only(&self, loopback: bool) {
+        self.loopback_only.store(loopback, Ordering::Relaxed);
+    }
+
+    pub(crate) fn requires_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Why a request with these headers is refused, if it is.
+    pub(crate) fn check(&self, headers: &HeaderMap, health_check: bool) -> Result<(), Refusal> {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("").trim().trim_end_matches('/').to_ascii_lowercase();
+            let allowed = self.any_origin || is_loopback_origin(&origin) || self.allowed_origins.contains(&origin);
+            if !allowed {
+                return Err(Refusal::Origin(origin));
+            }
+        }
+        if self.loopback_only.load(Ordering::Relaxed)
+            && let Some(host) = headers.get(header::HOST)
+        {
+            let host = host.to_str().unwrap_or("");
+            if !is_loopback_host(strip_port(host)) {
+                return Err(Refusal::Host(host.to_owned()));
+            }
+        }
+        // Container health checks rarely carry credentials, and /healthz
+        // reveals only whether the server is serving.
+        if let Some(token) = &self.token
+            && !health_check
+        {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim);
+            match given {
+                None => return Err(Refusal::NoToken),
+                Some(given) if !constant_time_eq(given.as_bytes(), token) => return Err(Refusal::BadToken),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a request was refused; each says what to change.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Origin(String),
+    Host(String),
+    NoToken,
+    BadToken,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            Refusal::Origin(origin) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "forbidden: requests from origin {origin:?} are not allowed; only loopback origins \
+                     (localhost, 127.0.0.1, [::1]) and those listed in MCP_ALLOWED_ORIGINS may call this server"
+                ),
+            ),
+            Refusal::Host(host) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "forbidden: Host {host:?} does not name this server; it listens on a loopback address and \
+                     answers only requests for localhost, 127.0.0.1 or [::1] (DNS rebinding protection)"
+                ),
+            ),
+            Refusal::NoToken => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized: this server requires `Authorization: Bearer <token>` (the MCP_AUTH_TOKEN it was \
+                 started with)"
+                    .to_owned(),
+            ),
+            Refusal::BadToken => {
+                (StatusCode::UNAUTHORIZED, "unauthorized: the bearer token is not this server's token".to_owned())
+            }
+        };
+        let body = protocol::error_response(None, error_code::INVALID_REQUEST, &message, None);
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        match self {
+            Refusal::NoToken => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="mcp""#));
+            }
+            Refusal::BadToken => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="mcp", error="invalid_token""#),
+                );
+            }
+            Refusal::Origin(_) | Refusal::Host(_) => {}
+        }
+        response
+    }
+}
+
+/// The tower layer's function: refuse, or pass the request on.
+pub(crate) async fn guard(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    let health_check = request.uri().path() == "/healthz";
+    match service.access.check(request.headers(), health_check) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::warn!(refusal = ?refusal, path = %request.uri().path(), "refused a request");
+            refusal.into_response()
+        }
+    }
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else { return false };
+    matches!(scheme, "http" | "https") && !rest.contains('/') && is_loopback_host(strip_port(rest))
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    matches!(host.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// `host:port` → `host`; `[v6]:port` → `[v6]`.
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.find(']').map_or(authority, |end| &authority[..=end]);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, port)| if port.bytes().all(|b| b.is_ascii_digit()) { host } else { authority })
+}
+
+/// Compares in time that depends only on the lengths, so the token cannot be
+/// guessed a byte at a time from response times.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, &e) in expected.iter().enumerate() {
+        let g = given.get(i).copied().unwrap_or(0);
+        diff |= usize::from(g ^ e);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn loopback_origins_pass_and_others_are_refused_unless_listed() {
+        let access = Access::new(&["https://App.Example.com/".to_owned()], None);
+        for ok in ["http://localhost", "http://localhost:3000", "http://127.0.0.1:9000", "https://[::1]:8443"] {
+            assert!(access.check(&headers(&[(header::ORIGIN, ok)]), false).is_ok(), "{ok}");
+        }
+        assert!(access.check(&headers(&[(header::ORIGIN, "https://app.example.com")]), false).is_ok());
+        for bad in ["http://evil.example", "http://localhost.evil.example", "null", "http://127.0.0.2", "file://"] {
+            assert!(
+                matches!(access.check(&headers(&[(header::ORIGIN, bad)]), false), Err(Refusal::Origin(_))),
+                "{bad}"
+            );
+        }
+        assert!(access.check(&HeaderMap::new(), false).is_ok(), "no Origin: not a browser");
+    }
+
+    #[test]
+    fn a_loopback_server_answers_only_loopback_host_names() {
+        let access = Access::new(&[], None);
+        access.set_loopback_only(true);
+        assert!(access.check(&headers(&[(header::HOST, "127.0.0.1:9000")]), false).is_ok());
+        assert!(access.check(&headers(&[(header::HOST, "[::1]:9000")]), false).is_ok());
+        assert!(access.check(&headers(&[(header::HOST, "localhost")]), false).is_ok());
+        assert!(matches!(access.check(&headers(&[(header::HOST, "evil.example:9000")]), false), Err(Refusal::Host(_))));
+    }
+
+    #[test]
+    fn the_token_is_required_except_for_health_checks() {
+        let access = Access::new(&[], Some("s3cret".to_owned()));
+        assert!(matches!(access.check(&HeaderMap::new(), false), Err(Refusal::NoToken)));
+        assert!(access.check(&HeaderMap::new(), true).is_ok());
+        let wrong = headers(&[(header::AUTHORIZATION, "Bearer s3cre")]);
+        assert!(matches!(access.check(&wrong, false), Err(Refusal::BadToken)));
+        assert!(access.check(&headers(&[(header::AUTHORIZATION, "Bearer s3cret")]), false).is_ok());
+        assert!(!constant_time_eq(b"s3cret1", b"s3cret"));
+    }
+}

@@ -1,0 +1,570 @@
+//! Streamable HTTP (MCP 2025-11-25, and the stateless 2026-07-28 revision)
+//! on axum: `POST /mcp` carries one JSON-RPC message, `GET /mcp` opens the
+//! session's SSE stream (or resumes one with `Last-Event-ID`), `DELETE /mcp`
+//! ends the session. The same router answers `GET /healthz` and hands
+//! WebSocket upgrades (a GET with `Upgrade: websocket`, on any path) to the
+//! WebSocket transport.
+//!
+//! A POST's call is answered with `application/json` when it sends nothing
+//! before its response, and with `text/event-stream` (its notifications,
+//! then its response, then the end) when it does. In a session
+//! (2025-11-25) a dropped response does not cancel the call: the call runs
+//! in its own task, and its stream can be resumed. A stateless request's
+//! call runs inside its response, so closing the stream cancels it, as
+//! 2026-07-28 says.
+
+mod session;
+pub(crate) mod sse;
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::Stream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+pub(crate) use self::session::SessionTable;
+use self::session::{HttpSession, Refused, StreamGuard};
+use self::sse::{EventLog, LogReader};
+use crate::dispatch::{Action, Session, Transported};
+use crate::engine::{Call, CallEvent};
+use crate::protocol::{self, SESSION_VERSIONS, error_code};
+use crate::service::Service;
+use crate::{access, transport};
+
+/// The session header (HTTP header names are case-insensitive).
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// The routes every server answers, with the access checks and the body
+/// limit in front of them.
+pub(crate) fn router(service: Arc<Service>) -> Router {
+    let limit = service.config.max_message_size;
+    Router::new()
+        .route("/mcp", get(get_stream).post(post_message).delete(delete_session))
+        .route("/healthz", get(healthz))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(service.clone(), access::guard))
+        .with_state(service)
+}
+
+/// A JSON-RPC error as an HTTP response with `status`.
+fn rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
+    json(status, protocol::error_response(None, code, message, None))
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+fn draining() -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        error_code::INVALID_REQUEST,
+        "the server is shutting down; retry later",
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Whether an `Accept` header (absent means anything) admits `mime`.
+fn accepts(headers: &HeaderMap, mime: &str) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
+    let (kind, _) = mime.split_once('/').unwrap_or((mime, ""));
+    accept.split(',').map(|item| item.split(';').next().unwrap_or("").trim()).any(|item| {
+        item == mime || item == "*/*" || item.strip_suffix("/*").is_some_and(|k| k.eq_ignore_ascii_case(kind))
+    })
+}
+
+async fn healthz(State(service): State<Arc<Service>>) -> Response {
+    let (status, word) = if service.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (StatusCode::OK, "serving")
+    };
+    let body = format!(
+        r#"{{"status":"{word}","sessions":{},"expiredSessions":{}}}"#,
+        service.sessions.len(),
+        service.sessions.expired()
+    );
+    json(status, body)
+}
+
+async fn fallback(State(service): State<Arc<Service>>, request: Request) -> Response {
+    if transport::is_upgrade(request.headers()) {
+        return transport::upgrade(&service, request);
+    }
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        error_code::INVALID_REQUEST,
+        &format!(
+            "no MCP endpoint at {}: Streamable HTTP is at /mcp (POST, GET, DELETE), WebSocket on any path",
+            request.uri().path()
+        ),
+    )
+}
+
+async fn post_message(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if service.shutdown.is_cancelled() {
+        return draining();
+    }
+    if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            error_code::INVALID_REQUEST,
+            "not acceptable: a POST must accept both application/json and text/event-stream",
+        );
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            error_code::INVALID_REQUEST,
+            &format!("unsupported media type {content_type:?}: send one JSON-RPC message as application/json"),
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("payload too large: the message is over the limit of {} bytes", service.config.max_message_size)
+            } else {
+                format!("could not read the request body: {}", rejection.body_text())
+            };
+            return rpc_error(status, error_code::INVALID_REQUEST, &message);
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            error_code::PARSE_ERROR,
+            "parse error: the body is not valid UTF-8 JSON",
+        );
+    };
+    let declared = header_str(&headers, PROTOCOL_VERSION);
+    let transported = Transported { declared_version: declared };
+    match header_str(&headers, SESSION_ID) {
+        Some(id) => {
+            let Some(session) = service.sessions.get(id) else {
+                return unknown_session();
+            };
+            if let Some(declared) = declared
+                && SESSION_VERSIONS.contains(&declared)
+                && declared != session.version
+            {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    error_code::INVALID_REQUEST,
+                    &format!(
+                        "MCP-Protocol-Version {declared} does not match this session's version {}",
+                        session.version
+                    ),
+                );
+            }
+            let action = session.engine().handle(text, transported);
+            match action {
+                Action::Nothing => StatusCode::ACCEPTED.into_response(),
+                Action::Reply(reply) => json(StatusCode::OK, reply.text),
+                Action::Call(call) => session_call(service, session, call).await,
+            }
+        }
+        None => {
+            let mut transient = Session::new(service.core.clone());
+            let action = transient.handle(text, transported);
+            match action {
+                Action::Nothing => StatusCode::ACCEPTED.into_response(),
+                Action::Reply(reply) => match transient.negotiated_version() {
+                    Some(version) => open_session(&service, transient, version, reply.text),
+                    None => json(sessionless_status(reply.error), reply.text),
+                },
+                Action::Call(call) => stateless_call(&service, call).await,
+            }
+        }
+    }
+}
+
+fn unknown_session() -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        error_code::INVALID_REQUEST,
+        "session not found: it ended (DELETE, idle timeout or a server restart) or never existed; send \
+         initialize without Mcp-Session-Id to start a new one",
+    )
+}
+
+/// `initialize` succeeded: the session exists from now on.
+fn open_session(service: &Service, engine: Session, version: &'static str, reply: String) -> Response {
+    match service.sessions.create(engine, version) {
+        Ok(session) => {
+            tracing::debug!(session = %session.id, version, "Streamable HTTP session opened");
+            let mut response = json(StatusCode::OK, reply);
+            if let Ok(id) = HeaderValue::from_str(&session.id) {
+                response.headers_mut().insert(SESSION_ID, id);
+            }
+            response
+        }
+        Err(Refused::Full(max)) => {
+            let mut response = rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_code::INVALID_REQUEST,
+                &format!("this MCP server is at its limit of {max} Streamable HTTP sessions; retry later"),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+/// HTTP status for an error answered outside a session (SEP-2575): an
+/// unknown or removed method is 404, any other refusal 400.
+fn sessionless_status(error: Option<i32>) -> StatusCode {
+    match error {
+        None => StatusCode::OK,
+        Some(error_code::METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        Some(
+            error_code::PARSE_ERROR
+            | error_code::INVALID_REQUEST
+            | error_code::INVALID_PARAMS
+            | error_code::HEADER_MISMATCH
+            | error_code::MISSING_CLIENT_CAPABILITY
+            | error_code::UNSUPPORTED_PROTOCOL_VERSION,
+        ) => StatusCode::BAD_REQUEST,
+        Some(_) => StatusCode::OK,
+    }
+}
+
+/// Frees the call's id in its session however the call ends.
+struct Bookkeeping {
+    session: Arc<HttpSession>,
+    call: Option<Call>,
+}
+
+impl Bookkeeping {
+    fn call(&mut self) -> &mut Call {
+        self.call.as_mut().expect("the call is held until the bookkeeping drops")
+    }
+}
+
+impl Drop for Bookkeeping {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            let id = call.id().clone();
+            drop(call);
+            self.session.engine().call_finished(&id);
+        }
+    }
+}
+
+/// What a session call's task says about its first message.
+enum First {
+    /// The response, with nothing before it: answer with JSON.
+    Response(String),
+    /// Notifications first (or no response at all): stream this log.
+    Stream(Arc<EventLog>),
+}
+
+async fn session_call(service: Arc<Service>, session: Arc<HttpSession>, call: Call) -> Response {
+    let mut running = Bookkeeping { session: session.clone(), call: Some(call) };
+    // The in-flight cap: a POST beyond it waits here (backpressure).
+    let permit = tokio::select! {
+        permit = session.permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        _ = session.closed.cancelled() => return unknown_session(),
+    };
+    // Most calls finish on their first poll: answered here, no task.
+    let first = poll_fn(|cx| Poll::Ready(running.call().poll_event(cx))).await;
+    let first = match first {
+        Poll::Ready(Some(CallEvent::Response { text, .. })) => return json(StatusCode::OK, text),
+        Poll::Ready(None) => return empty_stream(),
+        Poll::Ready(Some(CallEvent::Notification(text))) => Some(text),
+        Poll::Pending => None,
+    };
+    // The call outlives this response if the client goes away (2025-11-25:
+    // a disconnect is not a cancellation), so it runs in its own task.
+    let (tx, rx) = oneshot::channel();
+    service.tasks.spawn(drive_session_call(running, permit, first, tx));
+    match rx.await {
+        Ok(First::Response(text)) => json(StatusCode::OK, text),
+        Ok(First::Stream(log)) => {
+            let guard = session.stream_guard();
+            sse_response(&service, GuardedStream { inner: log.reader(None), _guard: guard })
+        }
+        Err(_) => empty_stream(),
+    }
+}
+
+async fn drive_session_call(
+    mut running: Bookkeeping,
+    _permit: OwnedSemaphorePermit,
+    first: Option<String>,
+    tx: oneshot::Sender<First>,
+) {
+    let log = match first {
+        Some(notification) => {
+            let log = running.session.open_stream();
+            log.push(notification);
+            let _ = tx.send(First::Stream(log.clone()));
+            log
+        }
+        None => match poll_fn(|cx| running.call().poll_event(cx)).await {
+            Some(CallEvent::Response { text, .. }) => {
+                drop(running);
+                if let Err(First::Response(text)) = tx.send(First::Response(text)) {
+                    tracing::debug!(response = %text, "the client left before its call's response; dropped");
+                }
+                return;
+            }
+            Some(CallEvent::Notification(text)) => {
+                let log = running.session.open_stream();
+                log.push(text);
+                let _ = tx.send(First::Stream(log.clone()));
+                log
+            }
+            None => {
+                let log = running.session.open_stream();
+                let _ = tx.send(First::Stream(log.clone()));
+                log
+            }
+        },
+    };
+    while let Some(event) = poll_fn(|cx| running.call().poll_event(cx)).await {
+        match event {
+            CallEvent::Notification(text) | CallEvent::Response { text, .. } => log.push(text),
+        }
+    }
+    drop(running);
+    log.end();
+}
+
+/// A stateless request's call, driven by its own response: dropping the
+/// response (the client closed the stream) drops the call, which cancels it.
+async fn stateless_call(service: &Service, mut call: Call) -> Response {
+    match poll_fn(|cx| call.poll_event(cx)).await {
+        Some(CallEvent::Response { text, .. }) => json(StatusCode::OK, text),
+        Some(CallEvent::Notification(text)) => {
+            sse_response(service, CallStream { first: Some(text), call: Some(call) })
+        }
+        None => empty_stream(),
+    }
+}
+
+fn empty_stream() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"))]).into_response()
+}
+
+fn sse_response<S>(service: &Service, stream: S) -> Response
+where
+    S: Stream<Item = Bytes> + Unpin + Send + 'static,
+{
+    sse::response(stream, service.config.ping_interval)
+}
+
+/// A stateless call's messages as SSE events (no ids: there is nothing to resume).
+struct CallStream {
+    first: Option<String>,
+    call: Option<Call>,
+}
+
+impl Stream for CallStream {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        if let Some(text) = this.first.take() {
+            return Poll::Ready(Some(sse::frame(None, &text)));
+        }
+        let Some(call) = &mut this.call else { return Poll::Ready(None) };
+        match call.poll_event(cx) {
+            Poll::Ready(Some(CallEvent::Notification(text) | CallEvent::Response { text, .. })) => {
+                Poll::Ready(Some(sse::frame(None, &text)))
+            }
+            Poll::Ready(None) => {
+                this.call = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// An SSE stream that keeps its session from counting as idle.
+struct GuardedStream<S> {
+    inner: S,
+    _guard: StreamGuard,
+}
+
+impl<S: Stream + Unpin> Stream for GuardedStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+async fn get_stream(State(service): State<Arc<Service>>, request: Request) -> Response {
+    if transport::is_upgrade(request.headers()) {
+        return transport::upgrade(&service, request);
+    }
+    if service.shutdown.is_cancelled() {
+        return draining();
+    }
+    let headers = request.headers();
+    let Some(id) = header_str(headers, SESSION_ID) else {
+        let stateless = header_str(headers, PROTOCOL_VERSION).is_some_and(|v| !SESSION_VERSIONS.contains(&v));
+        if stateless {
+            let mut response = rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                error_code::INVALID_REQUEST,
+                "method not allowed: stateless requests have no session stream to GET; POST each request",
+            );
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        return missing_session();
+    };
+    let Some(session) = service.sessions.get(id) else { return unknown_session() };
+    if !accepts(headers, "text/event-stream") {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            error_code::INVALID_REQUEST,
+            "not acceptable: the GET stream is text/event-stream; accept it",
+        );
+    }
+    if let Some(last) = header_str(headers, LAST_EVENT_ID) {
+        let Some((stream, seq)) = sse::parse_event_id(last) else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                error_code::INVALID_REQUEST,
+                &format!("Last-Event-ID {last:?} is not an event id this server issued"),
+            );
+        };
+        let Some(log) = session.stream(stream) else {
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                error_code::INVALID_REQUEST,
+                &format!("the stream of event {last:?} is no longer kept; its events cannot be replayed"),
+            );
+        };
+        if !session.is_get_stream(&log) {
+            let guard = session.stream_guard();
+            return sse_response(&service, GuardedStream { inner: log.reader(Some(seq)), _guard: guard });
+        }
+        return match GetStream::attach(&service, &session, Some((log, seq))) {
+            Some(stream) => sse_response(&service, stream),
+            None => get_conflict(),
+        };
+    }
+    match GetStream::attach(&service, &session, None) {
+        Some(stream) => sse_response(&service, stream),
+        None => get_conflict(),
+    }
+}
+
+fn missing_session() -> Response {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        error_code::INVALID_REQUEST,
+        "bad request: missing Mcp-Session-Id; send initialize first and then the Mcp-Session-Id header it returned",
+    )
+}
+
+fn get_conflict() -> Response {
+    rpc_error(
+        StatusCode::CONFLICT,
+        error_code::INVALID_REQUEST,
+        "conflict: this session already has its GET stream open; one at a time",
+    )
+}
+
+/// The session's own stream: notifications that belong to no call.
+struct GetStream {
+    session: Arc<HttpSession>,
+    reader: LogReader,
+    route: Option<mpsc::Receiver<String>>,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
+    _guard: StreamGuard,
+}
+
+impl GetStream {
+    fn attach(
+        service: &Service,
+        session: &Arc<HttpSession>,
+        resume: Option<(Arc<EventLog>, u64)>,
+    ) -> Option<GetStream> {
+        let (log, route) = session.attach_get(resume.as_ref().map(|(log, _)| log.clone()))?;
+        let reader = log.reader(resume.map(|(_, seq)| seq));
+        Some(GetStream {
+            session: session.clone(),
+            reader,
+            route,
+            closed: Box::pin(session.closed.clone().cancelled_owned()),
+            stopping: Box::pin(service.shutdown.clone().cancelled_owned()),
+            _guard: session.stream_guard(),
+        })
+    }
+}
+
+impl Stream for GetStream {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        loop {
+            if let Poll::Ready(next) = Pin::new(&mut this.reader).poll_next(cx) {
+                return Poll::Ready(next);
+            }
+            if this.closed.as_mut().poll(cx).is_ready() || this.stopping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            let Some(route) = &mut this.route else { return Poll::Pending };
+            match route.poll_recv(cx) {
+                Poll::Ready(Some(text)) => this.reader.log().push(text),
+                Poll::Ready(None) => this.route = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Drop for GetStream {
+    fn drop(&mut self) {
+        self.session.detach_get(self.reader.log(), self.route.take());
+    }
+}
+
+async fn delete_session(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let Some(id) = header_str(&headers, SESSION_ID) else { return missing_session() };
+    if service.sessions.remove(id) {
+        tracing::debug!(session = %id, "Streamable HTTP session ended by the client");
+        StatusCode::OK.into_response()
+    } else {
+        unknown_session()
+    }
+}
+
+/// How often idle sessions are looked for: often enough that a session
+/// outlives its idle timeout by at most a quarter of it.
+pub(crate) fn sweep_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(30))
+}

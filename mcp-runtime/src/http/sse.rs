@@ -1,0 +1,298 @@
+//! SSE streams that outlive their HTTP response: every event a session
+//! sends on a stream is kept (the most recent [`RETAINED_EVENTS`]) so that
+//! a client whose connection dropped can resume with `Last-Event-ID`.
+//!
+//! Event ids are `<stream>-<seq>`: unique within a session, and they name
+//! the stream to resume. Every stream of a session (each POST that streams,
+//! each GET) gets the next number. Each stream starts with a priming event
+//! (an id and empty data) so the client holds an id to resume from before
+//! anything else arrives.
+//!
+//! The SSE framing is written here rather than with axum's `Sse`, which
+//! cannot send the empty `data:` field a priming event needs.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use tokio::time::{Interval, MissedTickBehavior};
+
+/// Events a stream keeps for resumption; older ones are forgotten.
+pub(crate) const RETAINED_EVENTS: usize = 256;
+
+/// What the client is told to wait before reconnecting (SSE `retry`).
+pub(crate) const RETRY_MS: u64 = 1000;
+
+/// One SSE stream's events, shared by whoever writes them (a call, the
+/// session route) and whoever reads them (the HTTP response, or a resumed one).
+pub(crate) struct EventLog {
+    stream: u32,
+    inner: Mutex<LogInner>,
+}
+
+struct LogInner {
+    /// `(seq, data)`, oldest first.
+    events: VecDeque<(u64, Arc<str>)>,
+    next_seq: u64,
+    /// No more events will come (the call ended, the session closed).
+    ended: Option<Instant>,
+    /// A reader has seen the last event of an ended stream.
+    delivered: bool,
+    readers: Vec<Waker>,
+}
+
+impl EventLog {
+    /// A stream with its priming event.
+    pub(crate) fn new(stream: u32) -> Arc<EventLog> {
+        let log = Arc::new(EventLog {
+            stream,
+            inner: Mutex::new(LogInner {
+                events: VecDeque::new(),
+                next_seq: 0,
+                ended: None,
+                delivered: false,
+                readers: Vec::new(),
+            }),
+        });
+        log.push(String::new());
+        log
+    }
+
+    pub(crate) fn stream(&self) -> u32 {
+        self.stream
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn push(&self, data: String) {
+        let mut inner = self.lock();
+        if inner.ended.is_some() {
+            return;
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.events.push_back((seq, data.into()));
+        if inner.events.len() > RETAINED_EVENTS {
+            inner.events.pop_front();
+        }
+        for reader in inner.readers.drain(..) {
+            reader.wake();
+        }
+    }
+
+    /// No more events: readers end once they have read what is there.
+    pub(crate) fn end(&self) {
+        let mut inner = self.lock();
+        if inner.ended.is_none() {
+            inner.ended = Some(Instant::now());
+        }
+        for reader in inner.readers.drain(..) {
+            reader.wake();
+        }
+    }
+
+    /// A GET stream resumed: it takes events again.
+    pub(crate) fn reopen(&self) {
+        let mut inner = self.lock();
+        inner.ended = None;
+        inner.delivered = false;
+    }
+
+    /// When the stream ended, and whether a reader got all of it since.
+    pub(crate) fn ended(&self) -> Option<(Instant, bool)> {
+        let inner = self.lock();
+        inner.ended.map(|at| (at, inner.delivered))
+    }
+
+    /// Reads from the start (`None`) or after the event with sequence `after`.
+    pub(crate) fn reader(self: &Arc<Self>, after: Option<u64>) -> LogReader {
+        LogReader { log: self.clone(), next: after.map_or(0, |seq| seq + 1) }
+    }
+
+    fn poll_event(&self, next: &mut u64, cx: &mut Context<'_>) -> Poll<Option<(u64, Arc<str>)>> {
+        let mut inner = self.lock();
+        let oldest = inner.events.front().map_or(inner.next_seq, |(seq, _)| *seq);
+        // Events older than what is retained are gone; resume from the oldest kept.
+        let index = next.saturating_sub(oldest) as usize;
+        if let Some((seq, data)) = inner.events.get(index) {
+            let event = (*seq, data.clone());
+            *next = seq + 1;
+            return Poll::Ready(Some(event));
+        }
+        if inner.ended.is_some() {
+            inner.delivered = true;
+            return Poll::Ready(None);
+        }
+        if !inner.readers.iter().any(|w| w.will_wake(cx.waker())) {
+            inner.readers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// An event id as this server writes it.
+pub(crate) fn event_id(stream: u32, seq: u64) -> String {
+    format!("{stream}-{seq}")
+}
+
+/// `(stream, seq)` from a `Last-Event-ID` this server could have issued.
+pub(crate) fn parse_event_id(id: &str) -> Option<(u32, u64)> {
+    let (stream, seq) = id.trim().split_once('-')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
+/// One SSE event: `id` (if any), the data one `data:` line per line, and,
+/// for a priming event (empty data), how long to wait before reconnecting.
+pub(crate) fn frame(id: Option<(u32, u64)>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 40);
+    if let Some((stream, seq)) = id {
+        out.push_str("id: ");
+        out.push_str(&event_id(stream, seq));
+        out.push('\n');
+    }
+    if data.is_empty() {
+        out.push_str(&format!("retry: {RETRY_MS}\n"));
+    }
+    // JSON from this server has no raw line breaks; split anyway, as SSE requires.
+    for line in data.split(['\n', '\r']) {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+/// A reader of one [`EventLog`], as an SSE event stream.
+pub(crate) struct LogReader {
+    log: Arc<EventLog>,
+    next: u64,
+}
+
+impl LogReader {
+    pub(crate) fn log(&self) -> &Arc<EventLog> {
+        &self.log
+    }
+
+    pub(crate) fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u64, Arc<str>)>> {
+        self.log.poll_event(&mut self.next, cx)
+    }
+}
+
+impl Stream for LogReader {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        let stream = this.log.stream;
+        this.poll_next_message(cx).map(|event| event.map(|(seq, data)| frame(Some((stream, seq)), &data)))
+    }
+}
+
+/// An SSE response body: the events of `events`, with a comment line every
+/// `keepalive` of silence so that proxies and clients keep the stream open.
+pub(crate) struct SseBody<S> {
+    events: S,
+    keepalive: Option<Interval>,
+}
+
+impl<S: Stream<Item = Bytes> + Unpin> Stream for SseBody<S> {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Poll::Ready(event) = Pin::new(&mut self.events).poll_next(cx) {
+            if let Some(keepalive) = &mut self.keepalive {
+                keepalive.reset();
+            }
+            return Poll::Ready(event.map(Ok));
+        }
+        if let Some(keepalive) = &mut self.keepalive
+            && keepalive.poll_tick(cx).is_ready()
+        {
+            return Poll::Ready(Some(Ok(Bytes::from_static(b":\n\n"))));
+        }
+        Poll::Pending
+    }
+}
+
+/// A `200 text/event-stream` response streaming `events`.
+pub(crate) fn response<S>(events: S, keepalive: Option<Duration>) -> Response
+where
+    S: Stream<Item = Bytes> + Unpin + Send + 'static,
+{
+    let keepalive = keepalive.map(|period| {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        interval
+    });
+    let body = Body::from_stream(SseBody { events, keepalive });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn texts(log: &Arc<EventLog>, after: Option<u64>) -> Vec<(u64, String)> {
+        let mut reader = log.reader(after);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut out = Vec::new();
+        while let Poll::Ready(Some((seq, data))) = reader.poll_next_message(&mut cx) {
+            out.push((seq, data.to_string()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_stream_starts_with_its_priming_event_and_resumes_after_an_id() {
+        let log = EventLog::new(3);
+        log.push("a".into());
+        log.push("b".into());
+        assert_eq!(texts(&log, None), [(0, String::new()), (1, "a".into()), (2, "b".into())]);
+        assert_eq!(texts(&log, Some(1)), [(2, "b".to_owned())]);
+        assert_eq!(parse_event_id(&event_id(3, 2)), Some((3, 2)));
+        assert_eq!(parse_event_id("x-1"), None);
+    }
+
+    #[test]
+    fn only_the_most_recent_events_are_kept() {
+        let log = EventLog::new(1);
+        for i in 0..RETAINED_EVENTS + 10 {
+            log.push(i.to_string());
+        }
+        let replay = texts(&log, Some(0));
+        assert_eq!(replay.len(), RETAINED_EVENTS);
+        assert_eq!(replay.last().map(|(seq, _)| *seq), Some((RETAINED_EVENTS + 10) as u64));
+    }
+
+    #[tokio::test]
+    async fn a_reader_ends_when_the_stream_ends() {
+        let log = EventLog::new(1);
+        let mut reader = log.reader(None);
+        assert!(reader.next().await.is_some(), "priming event");
+        log.push("x".into());
+        log.end();
+        assert!(reader.next().await.is_some());
+        assert!(reader.next().await.is_none());
+        assert_eq!(log.ended().map(|(_, delivered)| delivered), Some(true));
+    }
+}
