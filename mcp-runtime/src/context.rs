@@ -103,9 +103,17 @@ pub(crate) struct Outbox {
     room: Notify,
 }
 
+/// What a call queued for its stream.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    Message(String),
+    /// [`RequestContext::close_sse_stream`]: end the HTTP response here.
+    CloseStream,
+}
+
 #[derive(Debug, Default)]
 struct OutboxState {
-    queue: VecDeque<String>,
+    queue: VecDeque<Queued>,
     closed: bool,
     /// The task draining this outbox, woken by a push from another task.
     reader: Option<Waker>,
@@ -132,7 +140,7 @@ impl Outbox {
         if state.queue.len() >= OUTBOX_CAPACITY {
             return Pushed::Full(text);
         }
-        state.queue.push_back(text);
+        state.queue.push_back(Queued::Message(text));
         self.non_empty.store(true, Ordering::Release);
         if let Some(reader) = state.reader.take() {
             drop(state);
@@ -141,9 +149,22 @@ impl Outbox {
         Pushed::Queued
     }
 
+    fn push_close(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.queue.push_back(Queued::CloseStream);
+        self.non_empty.store(true, Ordering::Release);
+        if let Some(reader) = state.reader.take() {
+            drop(state);
+            reader.wake();
+        }
+    }
+
     /// The next notification, if any. With `cx`, a push from another task
     /// wakes it when the queue was empty.
-    pub(crate) fn poll_pop(&self, cx: Option<&mut Context<'_>>) -> Poll<String> {
+    pub(crate) fn poll_pop(&self, cx: Option<&mut Context<'_>>) -> Poll<Queued> {
         if !self.non_empty.load(Ordering::Acquire) {
             let Some(cx) = cx else { return Poll::Pending };
             let mut state = self.lock();
@@ -160,7 +181,7 @@ impl Outbox {
         Poll::Ready(self.pop_locked(self.lock()))
     }
 
-    fn pop_locked(&self, mut state: MutexGuard<'_, OutboxState>) -> String {
+    fn pop_locked(&self, mut state: MutexGuard<'_, OutboxState>) -> Queued {
         let was_full = state.queue.len() >= OUTBOX_CAPACITY;
         let text = state.queue.pop_front().expect("the outbox is not empty");
         if state.queue.is_empty() {
@@ -175,7 +196,7 @@ impl Outbox {
 
     /// The call ended: what is still queued, in order; later pushes go to
     /// the session route.
-    pub(crate) fn close(&self) -> VecDeque<String> {
+    pub(crate) fn close(&self) -> VecDeque<Queued> {
         let mut state = self.lock();
         state.closed = true;
         state.reader = None;
@@ -279,6 +300,15 @@ impl RequestContext {
             data: D,
         }
         self.notify("notifications/message", &Params { level, logger, data }).await;
+    }
+
+    /// Over Streamable HTTP, ends this call's response stream now while the
+    /// call goes on (SEP-1699 polling): the client reconnects with
+    /// `Last-Event-ID` and gets everything sent since, the response
+    /// included. For long calls behind proxies that cut long responses.
+    /// Elsewhere (WebSocket, stdio, stateless requests) it does nothing.
+    pub fn close_sse_stream(&self) {
+        self.inner.outbox.push_close();
     }
 
     pub async fn info(&self, data: impl Serialize) {

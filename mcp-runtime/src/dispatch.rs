@@ -17,7 +17,11 @@
 //!   two answers with one id could not be told apart.
 //! - A request whose `params._meta` names a protocol version is served
 //!   statelessly (2026-07-28) whatever the session state; its `_meta` must
-//!   also carry `clientCapabilities` (except on `server/discover`).
+//!   also carry `clientCapabilities`. Over HTTP it must also carry the
+//!   SEP-2243 routing headers (`Mcp-Method`, and `Mcp-Name` for a call),
+//!   matching its body.
+//! - A tool that needs a client capability the client did not declare is
+//!   refused with -32021 before it runs.
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
@@ -111,6 +115,8 @@ pub(crate) struct Session {
     negotiated: Option<&'static str>,
     /// Created on the first tool call, so idle connections carry no channel.
     handle: Option<SessionHandle>,
+    /// What `initialize` declared (`params.capabilities`), for tools that need some.
+    client_capabilities: Option<Box<RawValue>>,
     notifications: Option<mpsc::Receiver<String>>,
     log_level: LogLevel,
     /// Running calls by id, for `notifications/cancelled` and to refuse an
@@ -137,6 +143,10 @@ struct Params<'a> {
     protocol_version: Option<&'a RawValue>,
     #[serde(default, borrow, rename = "requestId")]
     request_id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    uri: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    capabilities: Option<&'a RawValue>,
 }
 
 /// What the transport itself says about a message, beside its text.
@@ -146,6 +156,16 @@ pub(crate) struct Transported<'a> {
     /// Streamable HTTP `MCP-Protocol-Version` header); it must agree with a
     /// stateless request's `_meta`.
     pub(crate) declared_version: Option<&'a str>,
+    /// The SEP-2243 routing headers, when the transport has headers (HTTP).
+    pub(crate) routing: Option<Routing<'a>>,
+}
+
+/// `Mcp-Method` and `Mcp-Name` as sent (already trimmed of surrounding
+/// whitespace); a stateless request's must match its body.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Routing<'a> {
+    pub(crate) method: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
 }
 
 enum CallMode {
@@ -161,6 +181,7 @@ impl Session {
             core,
             negotiated: None,
             handle: None,
+            client_capabilities: None,
             notifications: None,
             log_level: LogLevel::Info,
             in_flight: HashMap::default(),
@@ -376,12 +397,17 @@ impl Session {
                 }
                 let has_capabilities =
                     meta.and_then(|m| m.client_capabilities).is_some_and(|c| c.get().as_bytes().first() == Some(&b'{'));
-                if method != "server/discover" && !has_capabilities {
+                if !has_capabilities {
                     let message = format!(
                         "invalid params: a {version} request must carry `_meta[\"{META_CLIENT_CAPABILITIES}\"]` \
                          (an object; `{{}}` when the client has none) next to `_meta[\"{META_PROTOCOL_VERSION}\"]`"
                     );
                     return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
+                }
+                if let Some(routing) = transported.routing
+                    && let Err(message) = check_routing(routing, method, &params)
+                {
+                    return reply_error(Some(id_raw), error_code::HEADER_MISMATCH, &message);
                 }
                 true
             }
@@ -440,6 +466,14 @@ impl Session {
                     return reply_error(Some(id_raw), error_code::INVALID_PARAMS, &message);
                 };
                 let tool = tool.clone();
+                let declared = if stateless {
+                    meta.and_then(|m| m.client_capabilities)
+                } else {
+                    self.client_capabilities.as_deref()
+                };
+                if let Some(missing) = missing_capabilities(id_raw, &tool, declared) {
+                    return missing;
+                }
                 let arguments = params.arguments.filter(|a| a.get() != "null");
                 if arguments.is_some_and(|a| a.get().as_bytes().first() != Some(&b'{')) {
                     return reply_error(
@@ -472,6 +506,7 @@ impl Session {
         };
         let version = SESSION_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(LATEST_SESSION_VERSION);
         self.negotiated = Some(version);
+        self.client_capabilities = params.capabilities.filter(|c| c.get().starts_with('{')).map(RawValue::to_owned);
         tracing::debug!(requested = %requested, version, "session initialized");
         let mut result = String::with_capacity(256);
         result.push_str(r#"{"protocolVersion":""#);
@@ -737,6 +772,70 @@ fn log_call_error(tool: &Tool, e: &CallError) {
         // Already logged with the payload where it was caught.
         CallError::Panicked(_) => {}
     }
+}
+
+/// SEP-2243: a stateless HTTP request names its method (and, for a call,
+/// the tool, prompt or resource) in headers too, so intermediaries can route
+/// it without reading the body; the two must agree.
+fn check_routing(routing: Routing<'_>, method: &str, params: &Params<'_>) -> Result<(), String> {
+    match routing.method {
+        None => {
+            return Err(format!(
+                "header mismatch: a stateless request over HTTP needs the Mcp-Method header ({method:?})"
+            ));
+        }
+        Some(header) if header != method => {
+            return Err(format!(
+                "header mismatch: the Mcp-Method header says {header:?} but the body's method is {method:?}"
+            ));
+        }
+        Some(_) => {}
+    }
+    let named = match method {
+        "tools/call" | "prompts/get" => params.name,
+        "resources/read" => params.uri,
+        _ => None,
+    };
+    let Some(name) = named.and_then(json_str) else { return Ok(()) };
+    match routing.name {
+        None => Err(format!("header mismatch: a stateless {method} over HTTP needs the Mcp-Name header ({name:?})")),
+        Some(header) if header != name => {
+            Err(format!("header mismatch: the Mcp-Name header says {header:?} but the body names {name:?}"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// -32021 when `tool` needs a client capability `declared` (a
+/// `ClientCapabilities` object) lacks.
+fn missing_capabilities(id_raw: &str, tool: &Tool, declared: Option<&RawValue>) -> Option<Action> {
+    let needed = tool.required_client_capabilities();
+    if needed.is_empty() {
+        return None;
+    }
+    let declared: HashMap<&str, serde::de::IgnoredAny> =
+        declared.and_then(|d| serde_json::from_str(d.get()).ok()).unwrap_or_default();
+    let missing: Vec<&str> = needed.iter().copied().filter(|c| !declared.contains_key(c)).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut data = String::from(r#"{"requiredCapabilities":{"#);
+    for (i, capability) in missing.iter().enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        push_json_str(&mut data, capability);
+        data.push_str(":{}");
+    }
+    data.push_str("}}");
+    let message = format!(
+        "missing client capability: the tool `{}` needs {}, which this client did not declare",
+        tool.name(),
+        missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" and ")
+    );
+    let code = error_code::MISSING_CLIENT_CAPABILITY;
+    let text = protocol::error_response(Some(id_raw), code, &message, Some(&data));
+    Some(Action::Reply(Reply { text, error: Some(code) }))
 }
 
 fn reply_error(id_raw: Option<&str>, code: i32, message: &str) -> Action {

@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 use futures_util::stream::{FuturesUnordered, StreamExt as _, StreamFuture};
 use futures_util::{Future, Stream};
 
-use crate::context::RequestContext;
+use crate::context::{Queued, RequestContext};
 use crate::dispatch::{Action, ServerCore, Session};
 use crate::protocol::RequestId;
 
@@ -39,6 +39,8 @@ pub(crate) type CallFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>
 pub(crate) enum CallEvent {
     /// A notification the tool sent while running, for this call's stream.
     Notification(String),
+    /// The tool asked to end the HTTP response stream here (the call goes on).
+    CloseStream,
     /// The call's response, always its last message.
     Response {
         text: String,
@@ -62,7 +64,7 @@ enum CallState {
     Running(CallFuture),
     /// The work is done; what the tool had queued goes out before the response.
     Finishing {
-        leftovers: VecDeque<String>,
+        leftovers: VecDeque<Queued>,
         response: Option<String>,
     },
     Ended,
@@ -84,9 +86,8 @@ impl Call {
                 CallState::Running(future) => {
                     let outbox = self.context.outbox();
                     // What the tool queued from another task since the last poll.
-                    if let Poll::Ready(text) = outbox.poll_pop(None) {
-                        self.notified = true;
-                        return Poll::Ready(Some(CallEvent::Notification(text)));
+                    if let Poll::Ready(queued) = outbox.poll_pop(None) {
+                        return Poll::Ready(Some(self.queued(queued)));
                     }
                     match future.as_mut().poll(cx) {
                         Poll::Ready(response) => {
@@ -96,19 +97,15 @@ impl Call {
                         Poll::Pending => {
                             // Sent during this poll, or later from another task (which then wakes us).
                             return match outbox.poll_pop(Some(cx)) {
-                                Poll::Ready(text) => {
-                                    self.notified = true;
-                                    Poll::Ready(Some(CallEvent::Notification(text)))
-                                }
+                                Poll::Ready(queued) => Poll::Ready(Some(self.queued(queued))),
                                 Poll::Pending => Poll::Pending,
                             };
                         }
                     }
                 }
                 CallState::Finishing { leftovers, response } => {
-                    if let Some(text) = leftovers.pop_front() {
-                        self.notified = true;
-                        return Poll::Ready(Some(CallEvent::Notification(text)));
+                    if let Some(queued) = leftovers.pop_front() {
+                        return Poll::Ready(Some(self.queued(queued)));
                     }
                     let response = response.take();
                     self.state = CallState::Ended;
@@ -118,6 +115,18 @@ impl Call {
                 }
                 CallState::Ended => return Poll::Ready(None),
             }
+        }
+    }
+}
+
+impl Call {
+    fn queued(&mut self, queued: Queued) -> CallEvent {
+        match queued {
+            Queued::Message(text) => {
+                self.notified = true;
+                CallEvent::Notification(text)
+            }
+            Queued::CloseStream => CallEvent::CloseStream,
         }
     }
 }
@@ -216,6 +225,11 @@ impl Engine {
             Action::Nothing => None,
             Action::Reply(reply) => Some(Outgoing::Reply(reply.text)),
             Action::Call(mut call) => match call.poll_event(cx) {
+                // This transport has no response stream of the call's own to end.
+                Poll::Ready(Some(CallEvent::CloseStream)) => {
+                    self.calls.push(call);
+                    None
+                }
                 Poll::Ready(Some(CallEvent::Response { text, after_notifications })) => {
                     self.session.call_finished(call.id());
                     Some(Outgoing::Response { text, after_notifications })
@@ -243,20 +257,27 @@ impl Engine {
         {
             return Poll::Ready(Outgoing::Notification(text));
         }
-        match self.calls.poll_next(cx) {
-            Poll::Ready(Some((Some(CallEvent::Notification(text)), call))) => {
-                self.calls.push(call);
-                Poll::Ready(Outgoing::Notification(text))
-            }
-            Poll::Ready(Some((Some(CallEvent::Response { text, after_notifications }), call))) => {
-                self.session.call_finished(call.id());
-                Poll::Ready(Outgoing::Response { text, after_notifications })
-            }
-            Poll::Ready(Some((None, call))) => {
-                self.session.call_finished(call.id());
-                Poll::Ready(Outgoing::CallEnded)
-            }
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        loop {
+            return match self.calls.poll_next(cx) {
+                Poll::Ready(Some((Some(CallEvent::Notification(text)), call))) => {
+                    self.calls.push(call);
+                    Poll::Ready(Outgoing::Notification(text))
+                }
+                Poll::Ready(Some((Some(CallEvent::CloseStream), call))) => {
+                    // No stream of the call's own here: nothing to end.
+                    self.calls.push(call);
+                    continue;
+                }
+                Poll::Ready(Some((Some(CallEvent::Response { text, after_notifications }), call))) => {
+                    self.session.call_finished(call.id());
+                    Poll::Ready(Outgoing::Response { text, after_notifications })
+                }
+                Poll::Ready(Some((None, call))) => {
+                    self.session.call_finished(call.id());
+                    Poll::Ready(Outgoing::CallEnded)
+                }
+                Poll::Ready(None) | Poll::Pending => Poll::Pending,
+            };
         }
     }
 

