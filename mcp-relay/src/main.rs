@@ -45,6 +45,9 @@
 //! few seconds is invisible to the user; the timeout means a backend that
 //! stays down never leaves the client waiting forever.
 //!
+//! A backend started with `MCP_AUTH_TOKEN` needs the same token from the
+//! relay: `--auth-token` or the `MCP_AUTH_TOKEN` environment variable.
+//!
 //! A dead backend that never closes its socket is detected with WebSocket
 //! pings (`--ping-interval`, default 15 s): no frame at all for three
 //! intervals counts as a lost connection.
@@ -97,6 +100,11 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = seconds)]
     ping_interval: Duration,
 
+    /// The backend's bearer token, for servers started with `MCP_AUTH_TOKEN`:
+    /// sent as `Authorization: Bearer <token>` with every connection.
+    #[arg(long, value_name = "TOKEN", env = "MCP_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+
     /// Log filter for stderr (tracing-subscriber syntax, e.g. `debug` or `mcp_relay=trace`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -115,7 +123,11 @@ fn main() -> ExitCode {
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
 
-    let endpoint = match Endpoint::parse(&args.url) {
+    let endpoint = Endpoint::parse(&args.url).and_then(|endpoint| match &args.auth_token {
+        Some(token) => endpoint.with_bearer_token(token),
+        None => Ok(endpoint),
+    });
+    let endpoint = match endpoint {
         Ok(endpoint) => endpoint,
         Err(e) => {
             eprintln!("mcp-relay: {e}");

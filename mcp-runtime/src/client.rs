@@ -66,9 +66,17 @@ pub struct ClientBuilder {
     reconnect_initial_delay: Duration,
     reconnect_max_delay: Duration,
     ping_interval: Option<Duration>,
+    bearer_token: Option<String>,
 }
 
 impl ClientBuilder {
+    /// Sends `Authorization: Bearer <token>` when connecting, for servers
+    /// started with `MCP_AUTH_TOKEN`.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
     /// The `clientInfo` sent in `initialize` (default: `mcp-runtime` and this crate's version).
     pub fn client_info(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         self.client_info = Implementation { name: name.into(), version: version.into() };
@@ -120,7 +128,10 @@ impl ClientBuilder {
     /// [`ClientError::is_connect`] if the server cannot be reached now: the
     /// first connection is not retried, so a wrong URL shows up at once.
     pub async fn connect(self) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::parse(&self.url)?;
+        let mut endpoint = Endpoint::parse(&self.url)?;
+        if let Some(token) = &self.bearer_token {
+            endpoint = endpoint.with_bearer_token(token)?;
+        }
         if self.call_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(ClientError::InvalidRequest(
                 "call_timeout and connect_timeout must be greater than zero".into(),
@@ -208,6 +219,7 @@ impl Client {
             reconnect_initial_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(5),
             ping_interval: Some(Duration::from_secs(15)),
+            bearer_token: None,
         }
     }
 

@@ -168,9 +168,10 @@ pub(crate) struct Routing<'a> {
     pub(crate) name: Option<&'a str>,
 }
 
+#[derive(Clone, Copy)]
 enum CallMode {
-    /// `tools/call`: an MCP `CallToolResult`.
-    Mcp { stateless: bool },
+    /// `tools/call`: an MCP `CallToolResult`; which log messages reach the client.
+    Mcp { stateless: bool, log_floor: LogFloor },
     /// Method = tool name: the tool's JSON as `result`, errors as JSON-RPC errors.
     Legacy,
 }
@@ -355,7 +356,7 @@ impl Session {
                 return reply_error(Some(id_raw), error_code::METHOD_NOT_FOUND, &message);
             };
             let tool = tool.clone();
-            return self.start_call(id_raw, id, tool, params_raw, None, CallMode::Legacy, LogFloor::Session);
+            return self.start_call(id_raw, id, tool, params_raw, None, CallMode::Legacy);
         }
         let params: Params<'_> = match params_raw.map(|p| serde_json::from_str(p.get())) {
             None => Params::default(),
@@ -369,6 +370,12 @@ impl Session {
         let declared_stateless = transported.declared_version.filter(|v| STATELESS_VERSIONS.contains(v));
         let stateless = match meta.and_then(|m| m.protocol_version) {
             None => {
+                if let Some(declared) = transported.declared_version
+                    && !SESSION_VERSIONS.contains(&declared)
+                    && !STATELESS_VERSIONS.contains(&declared)
+                {
+                    return unsupported_version(id_raw, declared);
+                }
                 if let Some(declared) = declared_stateless {
                     let message = format!(
                         "invalid params: a {declared} request must carry `_meta[\"{META_PROTOCOL_VERSION}\"]` \
@@ -483,7 +490,7 @@ impl Session {
                     );
                 }
                 let progress = meta.and_then(|m| m.progress_token);
-                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless }, log_floor)
+                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless, log_floor })
             }
             _ => unreachable!("every protocol method is matched above"),
         }
@@ -613,8 +620,11 @@ impl Session {
         arguments: Option<&RawValue>,
         progress: Option<&RawValue>,
         mode: CallMode,
-        log_floor: LogFloor,
     ) -> Action {
+        let log_floor = match mode {
+            CallMode::Mcp { log_floor, .. } => log_floor,
+            CallMode::Legacy => LogFloor::Session,
+        };
         let context = RequestContext::for_call(
             id.clone(),
             progress.map(RawValue::to_owned),
@@ -627,7 +637,7 @@ impl Session {
         let call = ToolCall::new(arguments.map(RawValue::to_owned), context.clone(), self.core.state.clone());
         let id_raw: Box<str> = id_raw.into();
         // Only stateless results need the server (for their `_meta`).
-        let stateless_core = matches!(mode, CallMode::Mcp { stateless: true }).then(|| self.core.clone());
+        let stateless_core = matches!(mode, CallMode::Mcp { stateless: true, .. }).then(|| self.core.clone());
         let method = match mode {
             CallMode::Mcp { .. } => "tools/call",
             CallMode::Legacy => tool.name(),

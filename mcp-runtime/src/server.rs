@@ -616,10 +616,22 @@ async fn serve_tcp(service: Arc<Service>, router: axum::Router, stream: TcpStrea
             router.clone().oneshot(request)
         })
     };
+    // A connection made while draining gets one answer (a health check's
+    // 503, say) and is closed.
+    let draining = service.shutdown.is_cancelled();
+    if draining {
+        http.keep_alive(false);
+    }
     // Boxed, like every short-lived stage: the task keeps room for its
     // largest state for as long as the connection lives, and an idle
     // WebSocket should pay for its own loop only.
     let mut connection = Box::pin(http.serve_connection(io, handler).with_upgrades());
+    if draining {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "HTTP connection ended with an error");
+        }
+        return;
+    }
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {

@@ -4,7 +4,7 @@
 mod server_harness;
 
 use serde_json::{Value, json};
-use server_harness::tools::builder;
+use server_harness::tools::{TOOL_NAMES, builder};
 use server_harness::{TestServer, error_code, error_message};
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -120,7 +120,7 @@ async fn stateless_requests_need_no_handshake() {
     let list = client.request(json!(1), "tools/list", Some(json!({"_meta": stateless_meta("2026-07-28")}))).await;
     let result = &list["result"];
     assert_eq!(result["resultType"], "complete", "{list}");
-    assert_eq!(result["tools"].as_array().unwrap().len(), 8);
+    assert_eq!(result["tools"].as_array().unwrap().len(), TOOL_NAMES.len());
     assert_eq!(result["cacheScope"], "public");
     assert!(result["ttlMs"].as_u64().unwrap() > 0);
 

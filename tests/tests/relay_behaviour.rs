@@ -267,3 +267,27 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn the_relay_sends_the_backends_bearer_token() {
+    let server = ServerProcess::start("hello", &[("MCP_AUTH_TOKEN", "relay-s3cret")]);
+    let mut relay = Relay::start(&server.url(), &["--auth-token", "relay-s3cret"]);
+    let answer = relay.initialize();
+    assert_eq!(answer["result"]["serverInfo"]["name"], "hello", "{answer}");
+    relay.send(
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"ok"}}}),
+    );
+    let echoed = relay.recv(Duration::from_secs(10));
+    assert_eq!(echoed["result"]["structuredContent"]["text"], "ok", "{echoed}");
+
+    // Without the token the backend refuses every upgrade: the request waits in
+    // the relay's queue and fails naming the refusal.
+    let mut refused = Relay::start(&server.url(), &["--queue-timeout", "1"]);
+    refused.send(&json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
+    }));
+    let error = refused.recv(Duration::from_secs(20));
+    assert_eq!(error["id"], 0, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap_or_default().contains("401"), "{error}");
+}

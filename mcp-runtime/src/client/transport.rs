@@ -28,6 +28,8 @@ pub struct Endpoint {
     uri: Uri,
     host: String,
     port: u16,
+    /// `Authorization: Bearer <token>` for servers started with `MCP_AUTH_TOKEN`.
+    authorization: Option<HeaderValue>,
 }
 
 impl Endpoint {
@@ -57,7 +59,18 @@ impl Endpoint {
         // `Uri::host` keeps the brackets of an IPv6 literal; the resolver wants them off.
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let port = uri.port_u16().unwrap_or(80);
-        Ok(Endpoint { url: url.to_owned(), uri, host, port })
+        Ok(Endpoint { url: url.to_owned(), uri, host, port, authorization: None })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every WebSocket upgrade
+    /// (servers started with `MCP_AUTH_TOKEN` require it).
+    pub fn with_bearer_token(mut self, token: &str) -> Result<Endpoint, ClientError> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ClientError::InvalidRequest("the bearer token must be visible ASCII (no line breaks)".into())
+        })?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     pub fn url(&self) -> &str {
@@ -92,6 +105,9 @@ impl Endpoint {
             .map_err(|e| Upgrade::Failed(ClientError::connect_with(&self.url, "invalid WebSocket request", e)))?;
         if offer_subprotocol {
             request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
+        }
+        if let Some(authorization) = &self.authorization {
+            request.headers_mut().insert("Authorization", authorization.clone());
         }
         let upgrade = tokio_tungstenite::client_async_with_config(request, stream, Some(websocket_config()));
         match tokio::time::timeout(timeout, upgrade).await {

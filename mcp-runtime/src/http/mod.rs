@@ -173,18 +173,8 @@ async fn post_message(
             let Some(session) = service.sessions.get(id) else {
                 return unknown_session();
             };
-            if let Some(declared) = declared
-                && SESSION_VERSIONS.contains(&declared)
-                && declared != session.version
-            {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    error_code::INVALID_REQUEST,
-                    &format!(
-                        "MCP-Protocol-Version {declared} does not match this session's version {}",
-                        session.version
-                    ),
-                );
+            if let Some(refusal) = check_session_version(&headers, &session) {
+                return refusal;
             }
             let action = session.engine().handle(text, transported);
             match action {
@@ -206,6 +196,24 @@ async fn post_message(
             }
         }
     }
+}
+
+/// A session's requests may name its protocol version in
+/// `MCP-Protocol-Version`, and no other (2025-11-25: 400 for an unsupported one).
+fn check_session_version(headers: &HeaderMap, session: &HttpSession) -> Option<Response> {
+    let declared = header_str(headers, PROTOCOL_VERSION)?;
+    if declared == session.version {
+        return None;
+    }
+    let message = if SESSION_VERSIONS.contains(&declared) {
+        format!("MCP-Protocol-Version {declared} does not match this session's version {}", session.version)
+    } else {
+        format!(
+            "unsupported MCP-Protocol-Version {declared:?}: this session speaks {}; send that, or no header",
+            session.version
+        )
+    };
+    Some(rpc_error(StatusCode::BAD_REQUEST, error_code::INVALID_REQUEST, &message))
 }
 
 fn unknown_session() -> Response {
@@ -447,6 +455,9 @@ async fn get_stream(State(service): State<Arc<Service>>, request: Request) -> Re
         return missing_session();
     };
     let Some(session) = service.sessions.get(id) else { return unknown_session() };
+    if let Some(refusal) = check_session_version(headers, &session) {
+        return refusal;
+    }
     if !accepts(headers, "text/event-stream") {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -559,6 +570,11 @@ impl Drop for GetStream {
 
 async fn delete_session(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     let Some(id) = header_str(&headers, SESSION_ID) else { return missing_session() };
+    if let Some(session) = service.sessions.get(id)
+        && let Some(refusal) = check_session_version(&headers, &session)
+    {
+        return refusal;
+    }
     if service.sessions.remove(id) {
         tracing::debug!(session = %id, "Streamable HTTP session ended by the client");
         StatusCode::OK.into_response()

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod peer;
 pub mod tools;
 
 use std::net::SocketAddr;

@@ -88,6 +88,25 @@ pub async fn chatty(cx: RequestContext) -> bool {
     true
 }
 
+/// Returns at once and logs `message` `after_ms` later, from a task that
+/// outlives the call: a notification that belongs to no call.
+#[mcp_tool]
+pub async fn later(cx: RequestContext, message: String, after_ms: u64) -> bool {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        cx.info(message).await;
+    });
+    true
+}
+
+/// Ends its Streamable HTTP response stream, then answers `ms` later.
+#[mcp_tool]
+pub async fn poll_me(cx: RequestContext, ms: u64) -> u64 {
+    cx.close_sse_stream();
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
 /// The builder every protocol test starts from.
 pub fn builder() -> ServerBuilder {
     Server::builder("test-server", "1.2.3")
@@ -100,8 +119,11 @@ pub fn builder() -> ServerBuilder {
         .tool::<work>()
         .tool::<nap>()
         .tool::<chatty>()
+        .tool::<later>()
+        .tool::<poll_me>()
         .state(Progressed::default())
 }
 
 /// Names in registration order, as tools/list must return them.
-pub const TOOL_NAMES: [&str; 8] = ["echo", "add", "greet", "answer", "boom", "work", "nap", "chatty"];
+pub const TOOL_NAMES: [&str; 10] =
+    ["echo", "add", "greet", "answer", "boom", "work", "nap", "chatty", "later", "poll_me"];
