@@ -56,35 +56,59 @@ pub(crate) enum LogFloor {
 
 /// The part of a session's state a context needs: the session's own route
 /// for notifications outside any call, and the minimum log level the client
-/// asked for.
+/// asked for. Cheap to clone (one `Arc`): every call takes one.
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
+    inner: Arc<SessionShared>,
+}
+
+#[derive(Debug)]
+struct SessionShared {
     /// Serialized JSON-RPC notifications that belong to no running call,
     /// written by the transport on the session's own stream.
-    pub notifications: mpsc::Sender<String>,
+    notifications: mpsc::Sender<String>,
     /// The `logging/setLevel` threshold, shared by all calls of a session.
-    pub min_log_level: Arc<AtomicU8>,
+    min_log_level: AtomicU8,
+    /// A context outlived its call, so the route may carry messages: until
+    /// then a transport need not watch it.
+    routed: AtomicBool,
     /// Notifications outside any call dropped because the session's route
     /// was full (nobody reading it, say no Streamable HTTP GET stream open).
-    dropped: Arc<AtomicU64>,
+    dropped: AtomicU64,
 }
 
 impl SessionHandle {
     pub fn new(notifications: mpsc::Sender<String>) -> Self {
         SessionHandle {
-            notifications,
-            min_log_level: Arc::new(AtomicU8::new(LogLevel::Info as u8)),
-            dropped: Arc::new(AtomicU64::new(0)),
+            inner: Arc::new(SessionShared {
+                notifications,
+                min_log_level: AtomicU8::new(LogLevel::Info as u8),
+                routed: AtomicBool::new(false),
+                dropped: AtomicU64::new(0),
+            }),
         }
     }
 
     /// How many notifications outside any call were dropped so far.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     pub fn set_min_log_level(&self, level: LogLevel) {
-        self.min_log_level.store(level as u8, Ordering::Relaxed);
+        self.inner.min_log_level.store(level as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn min_log_level(&self) -> u8 {
+        self.inner.min_log_level.load(Ordering::Relaxed)
+    }
+
+    /// Whether the session's route may carry messages (see `routed`).
+    pub(crate) fn is_routed(&self) -> bool {
+        self.inner.routed.load(Ordering::Acquire)
+    }
+
+    fn mark_routed(&self) {
+        self.inner.routed.store(true, Ordering::Release);
     }
 }
 
@@ -262,6 +286,15 @@ impl RequestContext {
         &self.inner.outbox
     }
 
+    /// The call ended while `held` references are the runtime's own: any
+    /// other means the tool kept its context (a task it spawned), which may
+    /// send on the session's route from now on.
+    pub(crate) fn call_ended(&self, held: usize) {
+        if Arc::strong_count(&self.inner) > held {
+            self.inner.session.mark_routed();
+        }
+    }
+
     /// Sends `notifications/progress` if the client sent a `progressToken`.
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
         let Some(token) = &self.inner.progress_token else { return };
@@ -285,7 +318,7 @@ impl RequestContext {
     /// (without one, nothing is sent).
     pub async fn log(&self, level: LogLevel, logger: Option<&str>, data: impl Serialize) {
         let floor = match self.inner.log_floor {
-            LogFloor::Session => self.inner.session.min_log_level.load(Ordering::Relaxed),
+            LogFloor::Session => self.inner.session.min_log_level(),
             LogFloor::Request(Some(level)) => level as u8,
             LogFloor::Request(None) => return,
         };
@@ -352,7 +385,7 @@ impl RequestContext {
                     // waited on: nobody may be reading it (no GET stream),
                     // and a tool must not hang on its logging. A closed
                     // channel means the session is gone: nothing to tell.
-                    let session = &self.inner.session;
+                    let session = &self.inner.session.inner;
                     if let Err(mpsc::error::TrySendError::Full(_)) = session.notifications.try_send(back) {
                         let dropped = session.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                         tracing::debug!(dropped, "the session's notification route is full; dropped one");

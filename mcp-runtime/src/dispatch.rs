@@ -62,6 +62,8 @@ pub(crate) struct ServerCore {
     pub(crate) registry: Registry,
     pub(crate) state: Arc<StateMap>,
     pub(crate) tools_page_size: usize,
+    /// Some tool needs a client capability, so sessions keep what the client declared.
+    needs_client_capabilities: bool,
     /// `{"name":…,"version":…}`
     server_info: String,
     /// `,"resultType":"complete","_meta":{…serverInfo…}`: appended to every
@@ -84,7 +86,17 @@ impl ServerCore {
         push_json_str(&mut server_info, &version);
         server_info.push('}');
         let stateless_suffix = format!(r#","resultType":"complete","_meta":{{"{META_SERVER_INFO}":{server_info}}}"#);
-        ServerCore { instructions, registry, state, tools_page_size, server_info, stateless_suffix }
+        let needs_client_capabilities =
+            registry.tools().iter().any(|tool| !tool.required_client_capabilities().is_empty());
+        ServerCore {
+            instructions,
+            registry,
+            state,
+            tools_page_size,
+            needs_client_capabilities,
+            server_info,
+            stateless_suffix,
+        }
     }
 }
 
@@ -190,8 +202,12 @@ impl Session {
     }
 
     /// Notifications outside any call (sent by a context after its call
-    /// ended); the transport writes them on the session's own stream.
-    pub(crate) fn notifications(&mut self) -> Option<&mut mpsc::Receiver<String>> {
+    /// ended), once a context has outlived its call; the transport writes
+    /// them on the session's own stream.
+    pub(crate) fn routed_notifications(&mut self) -> Option<&mut mpsc::Receiver<String>> {
+        if !self.handle.as_ref().is_some_and(SessionHandle::is_routed) {
+            return None;
+        }
         self.notifications.as_mut()
     }
 
@@ -513,7 +529,10 @@ impl Session {
         };
         let version = SESSION_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(LATEST_SESSION_VERSION);
         self.negotiated = Some(version);
-        self.client_capabilities = params.capabilities.filter(|c| c.get().starts_with('{')).map(RawValue::to_owned);
+        // Kept only where a tool will ask (most servers have none that do).
+        if self.core.needs_client_capabilities {
+            self.client_capabilities = params.capabilities.filter(|c| c.get().starts_with('{')).map(RawValue::to_owned);
+        }
         tracing::debug!(requested = %requested, version, "session initialized");
         let mut result = String::with_capacity(256);
         result.push_str(r#"{"protocolVersion":""#);

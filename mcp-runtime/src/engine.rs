@@ -93,6 +93,9 @@ impl Call {
                         Poll::Ready(response) => {
                             let leftovers = outbox.close();
                             self.state = CallState::Finishing { leftovers, response };
+                            // The future (and the tool's copies) are gone;
+                            // held now: this call's and the session's entry.
+                            self.context.call_ended(2);
                         }
                         Poll::Pending => {
                             // Sent during this poll, or later from another task (which then wakes us).
@@ -252,7 +255,10 @@ impl Engine {
 
     /// The next message of any running call, or of the session itself.
     pub(crate) fn poll_outgoing(&mut self, cx: &mut Context<'_>) -> Poll<Outgoing> {
-        if let Some(rx) = self.session.notifications()
+        // Only watched once a context outlived its call: the usual session
+        // never uses its route, and polling it would cost every loop a
+        // waker registration.
+        if let Some(rx) = self.session.routed_notifications()
             && let Poll::Ready(Some(text)) = rx.poll_recv(cx)
         {
             return Poll::Ready(Outgoing::Notification(text));

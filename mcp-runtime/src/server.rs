@@ -31,7 +31,7 @@ use crate::protocol;
 use crate::registry::Registry;
 use crate::service::{McpService, Service, TransportConfig};
 use crate::tool::{self, Tool, ToolFactory};
-use crate::transport::UpgradeSlot;
+use crate::transport::{self, UpgradeSlot};
 
 const DEFAULT_TOOLS_PAGE_SIZE: usize = 100;
 const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -592,6 +592,24 @@ impl BoundServer {
 /// One TCP connection: HTTP/1.1 through hyper until it ends, then the
 /// WebSocket in the same task if the connection was upgraded.
 async fn serve_tcp(service: Arc<Service>, router: axum::Router, stream: TcpStream, admitted: bool) {
+    // Boxed, like every short-lived stage: the task keeps room for its
+    // largest state for as long as the connection lives, and an idle
+    // WebSocket should pay for its own loop only. Everything of the HTTP
+    // stage (hyper's buffers, the router) is gone before the WebSocket runs.
+    let upgraded = Box::pin(serve_http(service.clone(), router, stream, admitted)).await;
+    if let Some(pending) = upgraded {
+        Box::pin(pending.run(service)).await;
+    }
+}
+
+/// HTTP/1.1 on one connection until it closes or is upgraded (then the
+/// WebSocket handshake it answered).
+async fn serve_http(
+    service: Arc<Service>,
+    router: axum::Router,
+    stream: TcpStream,
+    admitted: bool,
+) -> Option<transport::PendingUpgrade> {
     // Responses are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(stream);
@@ -604,7 +622,7 @@ async fn serve_tcp(service: Arc<Service>, router: axum::Router, stream: TcpStrea
         let refuse =
             hyper::service::service_fn(move |_: Request<Incoming>| async move { Ok::<_, Infallible>(over_limit(max)) });
         let _ = tokio::time::timeout(service.config.handshake_timeout, http.serve_connection(io, refuse)).await;
-        return;
+        return None;
     }
     let slot = UpgradeSlot::default();
     let handler = {
@@ -622,30 +640,23 @@ async fn serve_tcp(service: Arc<Service>, router: axum::Router, stream: TcpStrea
     if draining {
         http.keep_alive(false);
     }
-    // Boxed, like every short-lived stage: the task keeps room for its
-    // largest state for as long as the connection lives, and an idle
-    // WebSocket should pay for its own loop only.
-    let mut connection = Box::pin(http.serve_connection(io, handler).with_upgrades());
-    if draining {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "HTTP connection ended with an error");
-        }
-        return;
-    }
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+    let connection = http.serve_connection(io, handler).with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let result = if draining {
+        connection.await
+    } else {
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = service.shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
             }
         }
-        _ = service.shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
-    if let Some(pending) = slot.take() {
-        Box::pin(pending.run(service)).await;
-    }
+    slot.take()
 }
 
 fn over_limit(max: usize) -> Response<axum::body::Body> {
