@@ -21,17 +21,22 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// (`MCP_HOST`, `MCP_PORT`, 0 = any free port) and announces itself with the
 /// same stdout line, so the bench starts both servers the same way.
 pub async fn serve() -> anyhow::Result<()> {
+    let listener = bind_from_env().await?;
+    let addr = listener.local_addr()?;
+    // The bench waits for this exact line; println! flushes at the newline.
+    println!("listening on ws://{addr}");
+    accept_loop(listener).await
+}
+
+/// Listens where `hello` would: `MCP_HOST` (default 127.0.0.1), `MCP_PORT`
+/// (default 0, any free port).
+pub async fn bind_from_env() -> anyhow::Result<TcpListener> {
     let host = std::env::var("MCP_HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port = match std::env::var("MCP_PORT") {
         Ok(p) => p.parse::<u16>().with_context(|| format!("MCP_PORT={p:?} is not a port number (0-65535)"))?,
         Err(_) => 0,
     };
-    let listener =
-        TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
-    let addr = listener.local_addr()?;
-    // The bench waits for this exact line; println! flushes at the newline.
-    println!("listening on ws://{addr}");
-    accept_loop(listener).await
+    TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("cannot listen on {host}:{port}"))
 }
 
 /// Serves every connection the listener accepts, each in its own task.

@@ -1,16 +1,21 @@
 //! `mcp-bench`: measures `hello`'s `echo` through mcp-runtime against a bare
-//! tokio-tungstenite loop (throughput, latency, memory per idle connection)
+//! tokio-tungstenite loop (throughput, latency, memory per idle connection),
+//! over Streamable HTTP against a bare hyper handler and rmcp, over stdio,
 //! and the runtime's client against a raw load generator, and prints the
 //! results as Markdown tables for the README.
 
+mod bare_http;
 mod bare_server;
 mod client_calls;
 mod cpu;
 mod frames;
+mod http_load;
 mod idle;
 mod load;
 mod report;
+mod rmcp_server;
 mod server_process;
+mod stdio_load;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,9 +25,11 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::client_calls::ClientCalls;
+use crate::http_load::HttpConnections;
 use crate::load::{LoadConnections, Measurement, Shape};
-use crate::report::{ClientRow, Report, ResponseFrames, ThroughputRow};
+use crate::report::{ClientRow, HttpRow, Report, ResponseFrames, StdioRow, ThroughputRow};
 use crate::server_process::{ServerProcess, ServerPrograms, Target};
+use crate::stdio_load::StdioServer;
 
 /// Warm-up of each driver's connections before its first slice; not counted.
 const WARMUP: Duration = Duration::from_secs(1);
@@ -34,10 +41,19 @@ const SLICE: Duration = Duration::from_millis(500);
 const SLICE_WARMUP: Duration = Duration::from_millis(100);
 
 const THROUGHPUT_SHAPES: [Shape; 2] = [Shape { connections: 1, in_flight: 1 }, Shape { connections: 32, in_flight: 4 }];
+/// HTTP/1.1 carries one call at a time per connection.
+const HTTP_SHAPES: [Shape; 2] = [Shape { connections: 1, in_flight: 1 }, Shape { connections: 32, in_flight: 1 }];
+const STDIO_IN_FLIGHT: [usize; 2] = [1, 32];
 const CLIENT_IN_FLIGHT: [usize; 3] = [1, 16, 256];
 
 const RUNTIME: Driver = Driver::LoadGenerator(Target::Runtime);
 const BARE: Driver = Driver::LoadGenerator(Target::Bare);
+const HTTP_CONTENDERS: [Driver; 4] = [
+    Driver::Http(Target::Runtime),
+    Driver::Http(Target::BareHttp),
+    Driver::Http(Target::Rmcp),
+    Driver::Http(Target::RmcpJson),
+];
 
 #[derive(Parser)]
 #[command(version, about = "Benchmark mcp-runtime's server and client against a bare WebSocket loop")]
@@ -45,7 +61,7 @@ struct Cli {
     /// Measured seconds per contender and shape, taken in 500 ms turns with the other contenders.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     seconds: u64,
-    /// Run one section only.
+    /// Run one section only (default: all of them).
     #[arg(long, value_enum)]
     only: Option<Section>,
     /// Idle connections opened for the memory measurement.
@@ -66,6 +82,8 @@ enum Section {
     Throughput,
     Idle,
     Client,
+    Http,
+    Stdio,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +92,15 @@ enum Command {
     /// bench starts it as a child process.
     #[command(hide = true)]
     BareServer,
+    /// The bare hyper handler the runtime's Streamable HTTP is measured against.
+    #[command(hide = true)]
+    BareHttpServer,
+    /// rmcp's Streamable HTTP server with the same `echo` (`--json`: stateless, JSON answers).
+    #[command(hide = true)]
+    RmcpHttpServer {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -86,8 +113,11 @@ fn main() -> std::process::ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        if let Some(Command::BareServer) = cli.command {
-            return bare_server::serve().await;
+        match cli.command {
+            Some(Command::BareServer) => return bare_server::serve().await,
+            Some(Command::BareHttpServer) => return bare_http::serve().await,
+            Some(Command::RmcpHttpServer { json }) => return rmcp_server::serve(json).await,
+            None => {}
         }
         // Dropping `run` on Ctrl-C drops every ServerProcess, which kills it.
         tokio::select! {
@@ -143,9 +173,18 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     };
     let mut bench = Bench { rounds, measured: HashMap::new() };
 
-    if wants(Section::Throughput) || wants(Section::Client) {
-        let servers = Servers::start(&programs).await?;
-        report.response_frames = Some(servers.response_frames().await?);
+    if wants(Section::Throughput) || wants(Section::Client) || wants(Section::Http) {
+        let mut targets = vec![Target::Runtime];
+        if wants(Section::Throughput) || wants(Section::Client) {
+            targets.push(Target::Bare);
+        }
+        if wants(Section::Http) {
+            targets.extend([Target::BareHttp, Target::Rmcp, Target::RmcpJson]);
+        }
+        let servers = Servers::start(&programs, &targets).await?;
+        if targets.contains(&Target::Bare) {
+            report.response_frames = Some(servers.response_frames().await?);
+        }
         if wants(Section::Throughput) {
             for shape in THROUGHPUT_SHAPES {
                 bench.measure(&servers, shape, &[RUNTIME, BARE]).await?;
@@ -159,6 +198,21 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         if wants(Section::Client) {
             report.client = Some(client_section(&mut bench, &servers).await?);
         }
+        if wants(Section::Http) {
+            for shape in HTTP_SHAPES {
+                bench.measure(&servers, shape, &HTTP_CONTENDERS).await?;
+                report.http.push(HttpRow {
+                    shape,
+                    runtime: bench.get(Driver::Http(Target::Runtime), shape),
+                    bare: bench.get(Driver::Http(Target::BareHttp), shape),
+                    rmcp: bench.get(Driver::Http(Target::Rmcp), shape),
+                    rmcp_json: bench.get(Driver::Http(Target::RmcpJson), shape),
+                });
+            }
+        }
+    }
+    if wants(Section::Stdio) {
+        report.stdio = stdio_section(&programs, rounds).await?;
     }
     if wants(Section::Idle) {
         for target in [Target::Runtime, Target::Bare] {
@@ -193,6 +247,34 @@ async fn client_section(bench: &mut Bench, servers: &Servers) -> anyhow::Result<
     Ok(rows)
 }
 
+/// `hello --stdio` with 1 and 32 calls in flight: one contender, so no
+/// turns to take, but the same slices and CPU accounting.
+async fn stdio_section(programs: &ServerPrograms, rounds: u32) -> anyhow::Result<Vec<StdioRow>> {
+    let mut rows = Vec::new();
+    for in_flight in STDIO_IN_FLIGHT {
+        let mut server = StdioServer::start(&programs.hello).await?;
+        server.slice(in_flight, WARMUP, Duration::ZERO).await?;
+        let mut total = Measurement::new(Duration::ZERO);
+        for round in 1..=rounds {
+            let cpu_before = (server.cpu_time()?, cpu::process_cpu_time(None)?);
+            let mut slice = server.slice(in_flight, SLICE_WARMUP, SLICE).await?;
+            slice.server_cpu = server.cpu_time()?.saturating_sub(cpu_before.0);
+            slice.driver_cpu = cpu::process_cpu_time(None)?.saturating_sub(cpu_before.1);
+            eprintln!("stdio, {in_flight} in flight, round {round}/{rounds}: {:.0}/s", slice.calls_per_second());
+            total.add_slice(&slice);
+        }
+        eprintln!(
+            "stdio, {in_flight} in flight: {:.0} calls/s, p50 {} µs, p99 {} µs, CPU per call: server {:.1} µs",
+            total.calls_per_second(),
+            total.p50_us(),
+            total.p99_us(),
+            total.server_cpu_us_per_call()
+        );
+        rows.push(StdioRow { in_flight, measured: total });
+    }
+    Ok(rows)
+}
+
 fn locate_programs(cli: &Cli) -> anyhow::Result<ServerPrograms> {
     let bench = std::env::current_exe().context("cannot find the path of the mcp-bench executable")?;
     let hello = match &cli.hello {
@@ -220,31 +302,22 @@ fn describe_machine() -> String {
     )
 }
 
-/// Both servers, started once and kept for the throughput and client sections.
-struct Servers {
-    runtime: ServerProcess,
-    bare: ServerProcess,
-}
+/// The servers a run needs, started once and kept for all its sections.
+struct Servers(HashMap<Target, ServerProcess>);
 
 impl Servers {
-    async fn start(programs: &ServerPrograms) -> anyhow::Result<Servers> {
-        let runtime = programs.start(Target::Runtime).await?;
-        let bare = programs.start(Target::Bare).await?;
-        eprintln!(
-            "servers: {} at {}, {} at {}",
-            Target::Runtime.label(),
-            runtime.url(),
-            Target::Bare.label(),
-            bare.url()
-        );
-        Ok(Servers { runtime, bare })
+    async fn start(programs: &ServerPrograms, targets: &[Target]) -> anyhow::Result<Servers> {
+        let mut servers = HashMap::new();
+        for &target in targets {
+            let server = programs.start(target).await?;
+            eprintln!("server: {} at {}", target.label(), server.addr);
+            servers.insert(target, server);
+        }
+        Ok(Servers(servers))
     }
 
     fn get(&self, target: Target) -> &ServerProcess {
-        match target {
-            Target::Runtime => &self.runtime,
-            Target::Bare => &self.bare,
-        }
+        &self.0[&target]
     }
 
     async fn response_frames(&self) -> anyhow::Result<ResponseFrames> {
@@ -269,13 +342,15 @@ enum Driver {
     LoadGenerator(Target),
     /// `mcp_runtime::client::Client` against `hello`.
     Client,
+    /// The Streamable HTTP load generator (module `http_load`) against a server.
+    Http(Target),
 }
 
 impl Driver {
     /// The server the calls go to.
     fn target(self) -> Target {
         match self {
-            Driver::LoadGenerator(target) => target,
+            Driver::LoadGenerator(target) | Driver::Http(target) => target,
             Driver::Client => Target::Runtime,
         }
     }
@@ -284,6 +359,7 @@ impl Driver {
         match self {
             Driver::LoadGenerator(target) => format!("load generator -> {}", target.label()),
             Driver::Client => format!("mcp_runtime client -> {}", Target::Runtime.label()),
+            Driver::Http(target) => format!("HTTP -> {}", target.label()),
         }
     }
 }
@@ -292,6 +368,7 @@ impl Driver {
 enum Running {
     Load(LoadConnections),
     Client(ClientCalls),
+    Http(HttpConnections),
 }
 
 impl Running {
@@ -299,6 +376,7 @@ impl Running {
         Ok(match driver {
             Driver::LoadGenerator(_) => Running::Load(LoadConnections::open(server.addr, shape).await?),
             Driver::Client => Running::Client(ClientCalls::open(&server.url(), shape.in_flight).await?),
+            Driver::Http(_) => Running::Http(HttpConnections::open(server.addr, shape).await?),
         })
     }
 
@@ -306,6 +384,7 @@ impl Running {
         match self {
             Running::Load(connections) => connections.slice(warmup, duration).await,
             Running::Client(client) => client.slice(warmup, duration).await,
+            Running::Http(connections) => connections.slice(warmup, duration).await,
         }
     }
 }

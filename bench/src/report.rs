@@ -12,6 +12,8 @@ use crate::server_process::Target;
 pub const THROUGHPUT_TARGET: f64 = 0.85;
 /// Most RSS a `hello` idle connection may cost, in KiB.
 pub const IDLE_TARGET_KIB: f64 = 8.0;
+/// Runtime Streamable HTTP throughput must reach this share of the bare hyper handler's.
+pub const HTTP_TARGET: f64 = 0.80;
 /// The client must reach this share of the load generator with 16 calls in flight.
 pub const CLIENT_TARGET: f64 = 0.80;
 pub const CLIENT_TARGET_IN_FLIGHT: usize = 16;
@@ -25,6 +27,28 @@ pub struct Report {
     pub idle: Vec<IdleMemory>,
     /// `None` when the section was not run.
     pub client: Option<Vec<ClientRow>>,
+    pub http: Vec<HttpRow>,
+    pub stdio: Vec<StdioRow>,
+}
+
+/// One Streamable HTTP shape: the runtime, the bare hyper handler, rmcp twice.
+pub struct HttpRow {
+    pub shape: Shape,
+    pub runtime: Measurement,
+    pub bare: Measurement,
+    pub rmcp: Measurement,
+    pub rmcp_json: Measurement,
+}
+
+impl HttpRow {
+    pub fn ratio(&self) -> f64 {
+        self.runtime.calls_per_second() / self.bare.calls_per_second()
+    }
+}
+
+pub struct StdioRow {
+    pub in_flight: usize,
+    pub measured: Measurement,
 }
 
 /// One `echo` response from each server, ids replaced by `N`.
@@ -128,7 +152,7 @@ impl Report {
                     Target::Runtime => {
                         format!("missed by {:.1} KiB", per - IDLE_TARGET_KIB)
                     }
-                    Target::Bare => "(reference)".to_owned(),
+                    _ => "(reference)".to_owned(),
                 };
                 let _ = writeln!(
                     out,
@@ -136,6 +160,59 @@ impl Report {
                     row.target.label(),
                     group_thousands(row.rss_before_kib),
                     group_thousands(row.rss_after_kib),
+                );
+            }
+            out.push('\n');
+        }
+        if !self.http.is_empty() {
+            let _ = writeln!(
+                out,
+                "### Streamable HTTP: `hello`'s `echo` (session, JSON answers, keep-alive) vs a bare hyper handler and rmcp\n"
+            );
+            let _ = writeln!(
+                out,
+                "| Shape | Runtime calls/s | p50 µs | p99 µs | CPU µs/call | Bare hyper calls/s | p50 µs | p99 µs | CPU µs/call | Runtime / bare | Target ≥ {:.0}% | rmcp (sessions, SSE) calls/s | CPU µs/call | rmcp (stateless, JSON) calls/s | CPU µs/call | Runtime / best rmcp |",
+                HTTP_TARGET * 100.0
+            );
+            let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|");
+            for row in &self.http {
+                let best_rmcp = row.rmcp.calls_per_second().max(row.rmcp_json.calls_per_second());
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.1} | {:.1}% | {} | {} | {:.1} | {} | {:.1} | {:.1}x |",
+                    row.shape,
+                    rate(&row.runtime),
+                    row.runtime.p50_us(),
+                    row.runtime.p99_us(),
+                    row.runtime.server_cpu_us_per_call(),
+                    rate(&row.bare),
+                    row.bare.p50_us(),
+                    row.bare.p99_us(),
+                    row.bare.server_cpu_us_per_call(),
+                    row.ratio() * 100.0,
+                    verdict_at_least(row.ratio(), HTTP_TARGET),
+                    rate(&row.rmcp),
+                    row.rmcp.server_cpu_us_per_call(),
+                    rate(&row.rmcp_json),
+                    row.rmcp_json.server_cpu_us_per_call(),
+                    row.runtime.calls_per_second() / best_rmcp,
+                );
+            }
+            out.push('\n');
+        }
+        if !self.stdio.is_empty() {
+            let _ = writeln!(out, "### stdio: `hello --stdio`'s `echo`, newline-delimited JSON-RPC on its pipes\n");
+            let _ = writeln!(out, "| Calls in flight | Calls/s | p50 µs | p99 µs | Server CPU µs/call |");
+            let _ = writeln!(out, "|--:|--:|--:|--:|--:|");
+            for row in &self.stdio {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.1} |",
+                    row.in_flight,
+                    rate(&row.measured),
+                    row.measured.p50_us(),
+                    row.measured.p99_us(),
+                    row.measured.server_cpu_us_per_call(),
                 );
             }
             out.push('\n');
@@ -217,6 +294,27 @@ impl Report {
                 "target": { "in_flight": CLIENT_TARGET_IN_FLIGHT, "client_over_load_generator": CLIENT_TARGET },
             }),
         };
+        let http: Vec<Value> = self
+            .http
+            .iter()
+            .map(|row| {
+                json!({
+                    "shape": row.shape,
+                    "runtime": measurement_json(&row.runtime),
+                    "bare_hyper": measurement_json(&row.bare),
+                    "rmcp_sessions_sse": measurement_json(&row.rmcp),
+                    "rmcp_stateless_json": measurement_json(&row.rmcp_json),
+                    "runtime_over_bare": row.ratio(),
+                    "target": HTTP_TARGET,
+                    "met": row.ratio() >= HTTP_TARGET,
+                })
+            })
+            .collect();
+        let stdio: Vec<Value> = self
+            .stdio
+            .iter()
+            .map(|row| json!({ "in_flight": row.in_flight, "runtime": measurement_json(&row.measured) }))
+            .collect();
         json!({
             "machine": self.machine,
             "method": self.method,
@@ -224,6 +322,8 @@ impl Report {
             "idle": idle,
             "idle_target_kib": IDLE_TARGET_KIB,
             "client": client,
+            "http": http,
+            "stdio": stdio,
         })
     }
 }

@@ -17,12 +17,18 @@ const STDERR_TAIL_LINES: usize = 20;
 
 /// Which server a measurement ran against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Target {
-    /// `hello`, built on mcp-runtime.
+    /// `hello`, built on mcp-runtime (WebSocket and Streamable HTTP on one port).
     Runtime,
-    /// The bench binary's own `bare-server` subcommand.
+    /// The bench binary's own `bare-server` subcommand (WebSocket).
     Bare,
+    /// The bench binary's `bare-http-server` subcommand (HTTP/1.1 + JSON).
+    BareHttp,
+    /// rmcp's Streamable HTTP server with its defaults (sessions, SSE answers).
+    Rmcp,
+    /// rmcp's Streamable HTTP server, stateless with JSON answers.
+    RmcpJson,
 }
 
 impl Target {
@@ -30,6 +36,9 @@ impl Target {
         match self {
             Target::Runtime => "runtime (hello)",
             Target::Bare => "bare loop",
+            Target::BareHttp => "bare hyper handler",
+            Target::Rmcp => "rmcp (sessions, SSE)",
+            Target::RmcpJson => "rmcp (stateless, JSON)",
         }
     }
 }
@@ -46,6 +55,9 @@ impl ServerPrograms {
         match target {
             Target::Runtime => ServerProcess::start(target, &self.hello, &[]).await,
             Target::Bare => ServerProcess::start(target, &self.bench, &["bare-server"]).await,
+            Target::BareHttp => ServerProcess::start(target, &self.bench, &["bare-http-server"]).await,
+            Target::Rmcp => ServerProcess::start(target, &self.bench, &["rmcp-http-server"]).await,
+            Target::RmcpJson => ServerProcess::start(target, &self.bench, &["rmcp-http-server", "--json"]).await,
         }
     }
 }
