@@ -5,13 +5,15 @@
 //! the WebSocket upgrade included: browsers apply no CORS to WebSocket, so
 //! the server must.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{Either, Ready, ready};
 
 use crate::protocol::{self, error_code};
 use crate::service::Service;
@@ -144,14 +146,45 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The tower layer's function: refuse, or pass the request on.
-pub(crate) async fn guard(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
-    let health_check = request.uri().path() == "/healthz";
-    match service.access.check(request.headers(), health_check) {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => {
-            tracing::warn!(refusal = ?refusal, path = %request.uri().path(), "refused a request");
-            refusal.into_response()
+/// The tower layer in front of every route: refuses, or passes the request
+/// on untouched (no boxing on the way through).
+#[derive(Clone)]
+pub(crate) struct AccessLayer(pub(crate) Arc<Service>);
+
+impl<S> tower::Layer<S> for AccessLayer {
+    type Service = AccessCheck<S>;
+
+    fn layer(&self, inner: S) -> AccessCheck<S> {
+        AccessCheck { service: self.0.clone(), inner }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AccessCheck<S> {
+    service: Arc<Service>,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for AccessCheck<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let health_check = request.uri().path() == "/healthz";
+        match self.service.access.check(request.headers(), health_check) {
+            Ok(()) => Either::Right(self.inner.call(request)),
+            Err(refusal) => {
+                tracing::warn!(refusal = ?refusal, path = %request.uri().path(), "refused a request");
+                Either::Left(ready(Ok(refusal.into_response())))
+            }
         }
     }
 }
@@ -162,7 +195,7 @@ fn is_loopback_origin(origin: &str) -> bool {
 }
 
 fn is_loopback_host(host: &str) -> bool {
-    matches!(host.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "[::1]")
+    ["localhost", "127.0.0.1", "[::1]"].iter().any(|loopback| host.eq_ignore_ascii_case(loopback))
 }
 
 /// `host:port` → `host`; `[v6]:port` → `[v6]`.

@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -36,11 +35,12 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 pub(crate) use self::session::SessionTable;
 use self::session::{HttpSession, Refused, StreamGuard};
 use self::sse::{EventLog, LogReader};
+use crate::access::AccessLayer;
 use crate::dispatch::{Action, Routing, Session, Transported};
 use crate::engine::{Call, CallEvent};
 use crate::protocol::{self, SESSION_VERSIONS, error_code};
 use crate::service::Service;
-use crate::{access, transport};
+use crate::transport;
 
 /// The session header (HTTP header names are case-insensitive).
 const SESSION_ID: &str = "mcp-session-id";
@@ -53,13 +53,11 @@ const MCP_NAME: &str = "mcp-name";
 /// The routes every server answers, with the access checks and the body
 /// limit in front of them.
 pub(crate) fn router(service: Arc<Service>) -> Router {
-    let limit = service.config.max_message_size;
     Router::new()
         .route("/mcp", get(get_stream).post(post_message).delete(delete_session))
         .route("/healthz", get(healthz))
         .fallback(fallback)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(service.clone(), access::guard))
+        .layer(AccessLayer(service.clone()))
         .with_state(service)
 }
 
@@ -89,10 +87,27 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Whether an `Accept` header (absent means anything) admits `mime`.
 fn accepts(headers: &HeaderMap, mime: &str) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
-    let (kind, _) = mime.split_once('/').unwrap_or((mime, ""));
-    accept.split(',').map(|item| item.split(';').next().unwrap_or("").trim()).any(|item| {
-        item == mime || item == "*/*" || item.strip_suffix("/*").is_some_and(|k| k.eq_ignore_ascii_case(kind))
-    })
+    accept.split(',').any(|item| admits(item, mime))
+}
+
+/// Whether an `Accept` header admits both JSON and SSE, as a POST's must: one pass.
+fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
+    let (mut json, mut sse) = (false, false);
+    for item in accept.split(',') {
+        json |= admits(item, "application/json");
+        sse |= admits(item, "text/event-stream");
+    }
+    json && sse
+}
+
+/// Whether one `Accept` item (`type/subtype;params`) admits `mime`.
+fn admits(item: &str, mime: &str) -> bool {
+    let range = item.split(';').next().unwrap_or("").trim();
+    let kind = mime.split_once('/').map_or(mime, |(kind, _)| kind);
+    range.eq_ignore_ascii_case(mime)
+        || range == "*/*"
+        || range.strip_suffix("/*").is_some_and(|k| k.eq_ignore_ascii_case(kind))
 }
 
 async fn healthz(State(service): State<Arc<Service>>) -> Response {
@@ -123,15 +138,13 @@ async fn fallback(State(service): State<Arc<Service>>, request: Request) -> Resp
     )
 }
 
-async fn post_message(
-    State(service): State<Arc<Service>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn post_message(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     if service.shutdown.is_cancelled() {
         return draining();
     }
-    if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
+    if !accepts_json_and_sse(headers) {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
             error_code::INVALID_REQUEST,
@@ -146,17 +159,9 @@ async fn post_message(
             &format!("unsupported media type {content_type:?}: send one JSON-RPC message as application/json"),
         );
     }
-    let body = match body {
+    let body = match read_body(body, service.config.max_message_size).await {
         Ok(body) => body,
-        Err(rejection) => {
-            let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!("payload too large: the message is over the limit of {} bytes", service.config.max_message_size)
-            } else {
-                format!("could not read the request body: {}", rejection.body_text())
-            };
-            return rpc_error(status, error_code::INVALID_REQUEST, &message);
-        }
+        Err(refusal) => return refusal,
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return rpc_error(
@@ -165,15 +170,15 @@ async fn post_message(
             "parse error: the body is not valid UTF-8 JSON",
         );
     };
-    let declared = header_str(&headers, PROTOCOL_VERSION);
-    let routing = Routing { method: header_str(&headers, MCP_METHOD), name: header_str(&headers, MCP_NAME) };
+    let declared = header_str(headers, PROTOCOL_VERSION);
+    let routing = Routing { method: header_str(headers, MCP_METHOD), name: header_str(headers, MCP_NAME) };
     let transported = Transported { declared_version: declared, routing: Some(routing) };
-    match header_str(&headers, SESSION_ID) {
+    match header_str(headers, SESSION_ID) {
         Some(id) => {
             let Some(session) = service.sessions.get(id) else {
                 return unknown_session();
             };
-            if let Some(refusal) = check_session_version(&headers, &session) {
+            if let Some(refusal) = check_session_version(headers, &session) {
                 return refusal;
             }
             let action = session.engine().handle(text, transported);
@@ -214,6 +219,24 @@ fn check_session_version(headers: &HeaderMap, session: &HttpSession) -> Option<R
         )
     };
     Some(rpc_error(StatusCode::BAD_REQUEST, error_code::INVALID_REQUEST, &message))
+}
+
+/// The whole body, at most `limit` bytes (413 above it).
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            error_code::INVALID_REQUEST,
+            &format!("payload too large: the message is over the limit of {limit} bytes"),
+        )),
+        Err(e) => Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            error_code::INVALID_REQUEST,
+            &format!("could not read the request body: {e}"),
+        )),
+    }
 }
 
 fn unknown_session() -> Response {
@@ -301,9 +324,12 @@ enum First {
 async fn session_call(service: Arc<Service>, session: Arc<HttpSession>, call: Call) -> Response {
     let mut running = Bookkeeping { session: session.clone(), call: Some(call) };
     // The in-flight cap: a POST beyond it waits here (backpressure).
-    let permit = tokio::select! {
-        permit = session.permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        _ = session.closed.cancelled() => return unknown_session(),
+    let permit = match session.permits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => tokio::select! {
+            permit = session.permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = session.closed.cancelled() => return unknown_session(),
+        },
     };
     // Most calls finish on their first poll: answered here, no task.
     let first = match poll_fn(|cx| Poll::Ready(running.call().poll_event(cx))).await {

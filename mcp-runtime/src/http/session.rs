@@ -3,7 +3,7 @@
 //! streams kept for resumption, and the sweeper that closes idle sessions.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,10 @@ pub(crate) struct HttpSession {
     /// One permit per call allowed to run at once.
     pub(crate) permits: Arc<Semaphore>,
     streams: Mutex<Streams>,
-    /// Millis since the table's epoch of the last request or stream activity.
-    last_active: AtomicU64,
+    /// A request came since the sweeper last looked (no clock read per request).
+    active: AtomicBool,
+    /// Millis since the table's epoch when the sweeper last saw the session active.
+    last_seen: AtomicU64,
     /// SSE responses open on this session; a session with one is not idle.
     open_streams: AtomicUsize,
     /// Fires when the session ends (DELETE, idle timeout, shutdown).
@@ -123,8 +125,8 @@ impl HttpSession {
         self.streams().get_logs.contains(&log.stream())
     }
 
-    pub(crate) fn touch(&self, table: &SessionTable) {
-        self.last_active.store(table.now_ms(), Ordering::Relaxed);
+    pub(crate) fn touch(&self) {
+        self.active.store(true, Ordering::Relaxed);
     }
 
     /// Counts an open SSE response for the idle rule; dropping the guard uncounts it.
@@ -227,7 +229,8 @@ impl SessionTable {
                 route: Some(route),
                 get_open: false,
             }),
-            last_active: AtomicU64::new(self.now_ms()),
+            active: AtomicBool::new(false),
+            last_seen: AtomicU64::new(self.now_ms()),
             open_streams: AtomicUsize::new(0),
             closed: CancellationToken::new(),
         });
@@ -237,7 +240,7 @@ impl SessionTable {
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
         let session = self.lock().get(id).cloned()?;
-        session.touch(self);
+        session.touch();
         Some(session)
     }
 
@@ -273,11 +276,11 @@ impl SessionTable {
             sessions.retain(|_, session| {
                 let busy = session.open_streams.load(Ordering::Acquire) > 0
                     || session.permits.available_permits() < self.max_in_flight;
-                if busy {
-                    session.touch(self);
+                if busy || session.active.swap(false, Ordering::Relaxed) {
+                    session.last_seen.store(now, Ordering::Relaxed);
                     return true;
                 }
-                let idle = now.saturating_sub(session.last_active.load(Ordering::Relaxed)) >= idle_ms;
+                let idle = now.saturating_sub(session.last_seen.load(Ordering::Relaxed)) >= idle_ms;
                 if idle {
                     expired.push(session.clone());
                 }
