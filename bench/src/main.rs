@@ -86,6 +86,8 @@ enum Section {
     Stdio,
 }
 
+// Each variant is a subcommand whose name says what it serves (`bare-server`, ...).
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 enum Command {
     /// The bare tokio-tungstenite loop the runtime is measured against; the
