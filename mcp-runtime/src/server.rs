@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -250,6 +250,12 @@ impl ServerBuilder {
                 return Err(Error::Config(format!("the {what} must be at least 1")));
             }
         }
+        if max_connections > Semaphore::MAX_PERMITS {
+            return Err(Error::Config(format!(
+                "the connection limit (MCP_MAX_CONNECTIONS) must be at most {}, got {max_connections}",
+                Semaphore::MAX_PERMITS
+            )));
+        }
 
         let registry = Registry::build(self.tools, Some(&self.state))?;
         let core = ServerCore::new(
@@ -390,7 +396,9 @@ impl BoundServer {
     pub async fn serve(self) -> Result<(), Error> {
         let BoundServer { listener, local_addr: _, core, config, shutdown } = self;
         let tracker = TaskTracker::new();
-        let open = Arc::new(AtomicUsize::new(0));
+        // One permit per open connection; a connection past the limit still
+        // gets its handshake, to be told 503 rather than reset.
+        let slots = Arc::new(Semaphore::new(config.max_connections));
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -407,7 +415,7 @@ impl BoundServer {
                     continue;
                 }
             };
-            let slot = ConnectionSlot::take(&open, config.max_connections);
+            let slot = slots.clone().try_acquire_owned().ok();
             let connection = transport::serve_connection(
                 core.clone(),
                 config.clone(),
@@ -425,7 +433,7 @@ impl BoundServer {
         }
         drop(listener);
         tracker.close();
-        let open_now = open.load(Ordering::Relaxed);
+        let open_now = config.max_connections - slots.available_permits();
         if open_now > 0 {
             tracing::info!(connections = open_now, "waiting for connections to finish");
         }
@@ -451,30 +459,6 @@ impl ShutdownHandle {
 
     pub fn is_shutdown(&self) -> bool {
         self.token.is_cancelled()
-    }
-}
-
-/// One counted connection; the count drops with it.
-struct ConnectionSlot(Arc<AtomicUsize>);
-
-impl ConnectionSlot {
-    fn take(open: &Arc<AtomicUsize>, limit: usize) -> Option<ConnectionSlot> {
-        let mut current = open.load(Ordering::Relaxed);
-        loop {
-            if current >= limit {
-                return None;
-            }
-            match open.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return Some(ConnectionSlot(open.clone())),
-                Err(actual) => current = actual,
-            }
-        }
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
