@@ -139,7 +139,7 @@ async fn the_in_flight_cap_applies_backpressure() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1001() {
-    let server = TestServer::start(builder()).await;
+    let mut server = TestServer::start(builder()).await;
     let mut busy = server.session().await;
     let mut idle = server.session().await;
     busy.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nap","arguments":{"ms":300}}}))
@@ -152,17 +152,12 @@ async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1001() {
     // The busy one gets its answer first.
     assert_eq!(text(&busy.response().await), "300");
     assert_eq!(busy.expect_close().await.code, CloseCode::Away);
-    // New connections are refused once the listener is gone.
-    let served =
-        tokio::time::timeout(Duration::from_secs(5), server_task(server)).await.expect("serve() did not return");
-    assert!(served.is_ok());
-}
-
-async fn server_task(mut server: TestServer) -> Result<(), mcp_runtime::Error> {
+    // serve() returns once every connection has closed, and the listener
+    // is gone with it.
     let addr = server.addr;
-    let result = (&mut server.task).await.unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(5), &mut server.task).await.expect("serve() did not return");
+    served.expect("serve() panicked").expect("serve() failed");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
-    result
 }
 
 #[tokio::test]
