@@ -48,8 +48,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use connection::{Connection, Failure, NotSent};
 pub use backoff::Backoff;
+use connection::{Connection, Failure, NotSent};
 pub use error::ClientError;
 pub use transport::{Endpoint, SUBPROTOCOL, WebSocket};
 pub use wire::{
