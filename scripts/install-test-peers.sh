@@ -41,6 +41,8 @@ python_peer() { # name, pip requirements...
 }
 python_peer py-mcp1 'mcp[ws]==1.30.0' 'websockets>=15,<16'
 python_peer py-mcp2 'mcp==2.3.0' 'websockets>=15,<16'
+# The ICCM relay (seed 004's StableRelay) as its users ran it: websockets 14.x.
+python_peer py-relay 'websockets==14.2' 'PyYAML==6.0.2'
 
 # Node clients: the TypeScript SDK and ws, pinned with every transitive
 # package by tests/peers/node/package-lock.json (`npm ci` installs exactly it).

@@ -59,7 +59,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// let shutdown = bound.shutdown_handle();
 /// let server = tokio::spawn(bound.serve());
 /// // ... connect to ws://{addr} ...
-/// shutdown.shutdown(); // calls in flight finish, connections close with 1001
+/// shutdown.shutdown(); // calls in flight finish, connections close with 1012
 /// server.await.expect("serve panicked")?;
 /// # Ok(()) }
 /// ```
@@ -392,7 +392,7 @@ impl BoundServer {
     }
 
     /// Accepts connections until shut down, then lets calls in flight finish
-    /// (up to the grace period), closes every connection with 1001 and returns.
+    /// (up to the grace period), closes every connection with 1012 (Service Restart) and returns.
     pub async fn serve(self) -> Result<(), Error> {
         let BoundServer { listener, local_addr: _, core, config, shutdown } = self;
         let tracker = TaskTracker::new();

@@ -138,7 +138,7 @@ async fn the_in_flight_cap_applies_backpressure() {
 }
 
 #[tokio::test]
-async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1001() {
+async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1012() {
     let mut server = TestServer::start(builder()).await;
     let mut busy = server.session().await;
     let mut idle = server.session().await;
@@ -148,10 +148,10 @@ async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1001() {
     assert_eq!(busy.request(json!(2), "ping", None).await["result"], json!({}));
     server.shutdown.shutdown();
     // The idle connection closes right away.
-    assert_eq!(idle.expect_close().await.code, CloseCode::Away);
+    assert_eq!(idle.expect_close().await.code, CloseCode::Restart);
     // The busy one gets its answer first.
     assert_eq!(text(&busy.response().await), "300");
-    assert_eq!(busy.expect_close().await.code, CloseCode::Away);
+    assert_eq!(busy.expect_close().await.code, CloseCode::Restart);
     // serve() returns once every connection has closed, and the listener
     // is gone with it.
     let addr = server.addr;
@@ -175,7 +175,7 @@ async fn keepalive_pings_stop_while_calls_drain() {
     assert_eq!(client.request(json!(2), "ping", None).await["result"], json!({}));
     server.shutdown.shutdown();
     assert_eq!(text(&client.response().await), "600");
-    assert_eq!(client.expect_close().await.code, CloseCode::Away);
+    assert_eq!(client.expect_close().await.code, CloseCode::Restart);
 }
 
 #[tokio::test]
@@ -188,7 +188,7 @@ async fn shutdown_grace_is_bounded() {
     assert_eq!(client.request(json!(2), "ping", None).await["result"], json!({}));
     let started = Instant::now();
     server.shutdown.shutdown();
-    assert_eq!(client.expect_close().await.code, CloseCode::Away);
+    assert_eq!(client.expect_close().await.code, CloseCode::Restart);
     assert!(started.elapsed() < Duration::from_secs(3), "waited {:?} for a 200 ms grace", started.elapsed());
 }
 
