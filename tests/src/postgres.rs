@@ -91,6 +91,7 @@ impl TestPostgres {
         self.url_for(&name)
     }
 
+    #[allow(clippy::zombie_processes, reason = "the watchdog outlives this process by design; init reaps it")]
     fn stop_when_this_process_exits(&self) {
         let data = self.dir.path().join("data");
         let pg_ctl = pg_bin("pg_ctl");
