@@ -270,7 +270,7 @@ impl Backend for PgStorage {
         }
         tx.execute(
             "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata, created_at) \
-             SELECT u.id, $1, u.turn, u.role, u.content, u.metadata, $7 \
+             SELECT u.id, $1, u.turn, u.role, u.content, u.metadata, $7::timestamptz \
              FROM UNNEST($2::uuid[], $3::int4[], $4::text[], $5::text[], $6::jsonb[]) \
                   AS u(id, turn, role, content, metadata)",
             &[&conversation_id, &ids, &turns, &roles, &contents, &metadata, &now],
