@@ -424,7 +424,7 @@ fn seed_message(rng: &mut StdRng, id: Value) -> Value {
         1 => json!({"jsonrpc": "2.0", "id": id, "method": "ping"}),
         2 => request("tools/list", json!({})),
         3 => request("tools/list", json!({"cursor": "tools-1"})),
-        4 | 5 | 6 => request("tools/call", json!({"name": tool, "arguments": args})),
+        4..=6 => request("tools/call", json!({"name": tool, "arguments": args})),
         7 => request(
             "tools/call",
             json!({"name": tool, "arguments": args, "_meta": {"progressToken": rng.random_range(0..100)}}),
@@ -645,7 +645,7 @@ fn oddity(rng: &mut StdRng, case: u64) -> String {
     match rng.random_range(0..14) {
         0 => format!(r#"{{"jsonrpc":"2.0","id":{id},"id":"c{id}","method":"ping"}}"#),
         1 => format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping","method":"tools/list"}}"#),
-        2 => format!(r#"{{"jsonrpc":"2.0","id":1e999999,"method":"ping"}}"#),
+        2 => r#"{"jsonrpc":"2.0","id":1e999999,"method":"ping"}"#.to_owned(),
         3 => format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":{{"a":123456789012345678901234567890,"b":1}}}}}}"#
         ),
