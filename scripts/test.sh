@@ -10,6 +10,27 @@ cd "$(dirname "$0")/.."
 peers="$(pwd)/target/test-peers"
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# rust-toolchain.toml pins the compiler by version, and rustup (1.28 and
+# later) no longer installs a missing toolchain by itself. A machine that
+# has that very compiler under another name (say `stable`) gets the pinned
+# name as a link to it; any other compiler is an error, not a silent drift.
+ensure_pinned_toolchain() {
+  local pinned default host version toolchains
+  pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+  rustup run "$pinned" rustc --version >/dev/null 2>&1 && return 0
+  default=$(rustup default | cut -d' ' -f1)
+  version=$(rustup run "$default" rustc --version | cut -d' ' -f2)
+  if [ "$version" != "$pinned" ]; then
+    echo "error: rust-toolchain.toml pins rustc $pinned, this machine has $version ($default)" >&2
+    exit 1
+  fi
+  host=$(rustup run "$default" rustc -vV | sed -n 's/^host: //p')
+  toolchains="${RUSTUP_HOME:-$HOME/.rustup}/toolchains"
+  log "linking toolchain $pinned-$host to $default (the same rustc $version)"
+  ln -sfn "$(rustup run "$default" rustc --print sysroot)" "$toolchains/$pinned-$host"
+}
+ensure_pinned_toolchain
 step() { # name, command...: runs it and says how long it took
   local name=$1 started=$SECONDS
   shift
