@@ -41,14 +41,17 @@ python_peer() { # name, pip requirements...
 }
 python_peer py-mcp1 'mcp[ws]==1.30.0' 'websockets>=15,<16'
 python_peer py-mcp2 'mcp==2.3.0' 'websockets>=15,<16'
+# The ICCM relay (seed 004's StableRelay) as its users ran it: websockets 14.x.
+python_peer py-relay 'websockets==14.2' 'PyYAML==6.0.2'
 
-# Node clients: the TypeScript SDK and ws, pinned by tests/peers/node/package.json.
-node_want=$(sha256sum tests/peers/node/package.json | cut -d' ' -f1)
+# Node clients: the TypeScript SDK and ws, pinned with every transitive
+# package by tests/peers/node/package-lock.json (`npm ci` installs exactly it).
+node_want=$(cat tests/peers/node/package.json tests/peers/node/package-lock.json | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$peers/node/.installed" 2>/dev/null)" != "$node_want" ]; then
   log "installing Node peers"
   rm -rf "$peers/node" && mkdir -p "$peers/node"
-  cp tests/peers/node/package.json "$peers/node/"
-  (cd "$peers/node" && npm install --silent --no-audit --no-fund >/dev/null)
+  cp tests/peers/node/package.json tests/peers/node/package-lock.json "$peers/node/"
+  (cd "$peers/node" && npm ci --silent --no-audit --no-fund >/dev/null)
   echo "$node_want" > "$peers/node/.installed"
 fi
 # Node's ES module resolution ignores NODE_PATH: link the install beside the scripts.

@@ -65,28 +65,4 @@ impl DeweyError {
     }
 }
 
-impl From<tokio_postgres::Error> for DeweyError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // The bare Display of a server error is just "db error"; the
-        // DbError inside carries the message worth showing.
-        let message = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => e.to_string(),
-        };
-        DeweyError::Storage { message, source: Some(Box::new(e)) }
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for DeweyError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        DeweyError::Storage { message: format!("no database connection: {e}"), source: Some(Box::new(e)) }
-    }
-}
-
-impl From<rusqlite::Error> for DeweyError {
-    fn from(e: rusqlite::Error) -> Self {
-        DeweyError::Storage { message: e.to_string(), source: Some(Box::new(e)) }
-    }
-}
-
 pub type Result<T, E = DeweyError> = std::result::Result<T, E>;

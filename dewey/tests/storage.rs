@@ -1,9 +1,8 @@
-//! The storage contract, written once and run against both backends: a
-//! private PostgreSQL (one server, a fresh database per scenario) and SQLite
-//! in a temporary directory.
-
-use std::future::Future;
-use std::pin::Pin;
+//! The storage contract, written once and run against both backends: each
+//! scenario is two tests, `sqlite::NAME` (a temporary directory) and
+//! `postgres::NAME` (a database of its own on the test binary's private
+//! PostgreSQL server), so one failure hides no other and any one can be run
+//! alone: `cargo test -p dewey --test storage sqlite::conversation_lifecycle`.
 
 use chrono::{Duration, Utc};
 use dewey::log_batch::{self, LogEntryInput};
@@ -14,11 +13,27 @@ use dewey::{DeweyError, Storage, StorageConfig};
 use serde_json::json;
 use uuid::Uuid;
 
-type Scenario = fn(Storage) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
+/// One `#[tokio::test]` per scenario and backend.
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
-        const SCENARIOS: &[(&str, Scenario)] = &[$((stringify!($name), |s| Box::pin($name(s)))),*];
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (config, _dir) = super::sqlite_config();
+                    super::$name(&config).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let config = super::postgres_config(stringify!($name)).await;
+                    super::$name(&config).await;
+                }
+            )*
+        }
     };
 }
 
@@ -30,56 +45,32 @@ scenarios!(
     search_is_ranked_and_filtered,
     startup_contexts_keep_one_active,
     log_batches_dedup_and_query,
+    migrations_are_idempotent,
+    replicas_share_turns,
+    replicas_migrate_concurrently,
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn storage_contract_on_sqlite() {
-    for (name, scenario) in SCENARIOS {
-        eprintln!("sqlite: {name}");
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(&StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") }).await.unwrap();
-        scenario(storage).await;
-    }
+/// A SQLite file in a fresh directory; it lives as long as the directory.
+fn sqlite_config() -> (StorageConfig, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    migrations_are_idempotent(&StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") }).await;
+    (StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") }, dir)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn storage_contract_on_postgres() {
-    let pg = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start).await.unwrap();
-    for (n, (name, scenario)) in SCENARIOS.iter().enumerate() {
-        eprintln!("postgres: {name}");
-        let db = format!("scenario_{n}");
-        let pg_ref = &pg;
-        tokio::task::block_in_place(|| pg_ref.create_database(&db));
-        let storage = Storage::open(&StorageConfig::Postgres { url: pg.url_for(&db) }).await.unwrap();
-        scenario(storage).await;
-    }
-    tokio::task::block_in_place(|| pg.create_database("reopened"));
-    migrations_are_idempotent(&StorageConfig::Postgres { url: pg.url_for("reopened") }).await;
+/// A fresh database on the shared test PostgreSQL server.
+async fn postgres_config(label: &'static str) -> StorageConfig {
+    let url =
+        tokio::task::spawn_blocking(move || mcp_tests::TestPostgres::shared().fresh_database(label)).await.unwrap();
+    StorageConfig::Postgres { url }
 }
 
-/// Several PostgreSQL replicas starting at once all succeed and leave one
-/// schema (the advisory lock serialises them).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_replicas_migrate_concurrently() {
-    let pg = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start).await.unwrap();
-    let config = StorageConfig::Postgres { url: pg.url() };
-    let opens = (0..6).map(|_| {
-        let config = config.clone();
-        tokio::spawn(async move { Storage::open(&config).await })
-    });
-    for open in opens {
-        let storage = open.await.unwrap().expect("every replica starts");
-        assert_eq!(storage.schema_version().await.unwrap(), 1);
-    }
+async fn open(config: &StorageConfig) -> Storage {
+    Storage::open(config).await.unwrap()
 }
 
 fn msg(role: Role, content: &str) -> NewMessage {
     NewMessage { role, content: content.to_owned(), metadata: None }
 }
 
-/// Not a scenario: it needs the configuration to open the same database twice.
 async fn migrations_are_idempotent(config: &StorageConfig) {
     let storage = Storage::open(config).await.unwrap();
     assert_eq!(storage.schema_version().await.unwrap(), 1);
@@ -91,7 +82,8 @@ async fn migrations_are_idempotent(config: &StorageConfig) {
     assert_eq!(again.get_conversation(id).await.unwrap().conversation.conversation_id, c.conversation_id);
 }
 
-async fn automatic_turns_stop_at_the_last_turn_number(storage: Storage) {
+async fn automatic_turns_stop_at_the_last_turn_number(config: &StorageConfig) {
+    let storage = open(config).await;
     let c = storage.begin_conversation(None, None).await.unwrap();
     let id = Uuid::parse_str(&c.conversation_id).unwrap();
     let last = storage.store_message(id, Some(i32::MAX.into()), msg(Role::User, "last")).await.unwrap();
@@ -105,7 +97,8 @@ async fn automatic_turns_stop_at_the_last_turn_number(storage: Storage) {
     assert_eq!(storage.get_conversation(id).await.unwrap().messages.len(), 1, "nothing was stored");
 }
 
-async fn conversation_lifecycle(storage: Storage) {
+async fn conversation_lifecycle(config: &StorageConfig) {
+    let storage = open(config).await;
     let c = storage.begin_conversation(Some("s1".into()), Some(json!({"k": "v"}))).await.unwrap();
     assert_eq!(c.session_id.as_deref(), Some("s1"));
     let id = Uuid::parse_str(&c.conversation_id).unwrap();
@@ -163,7 +156,8 @@ async fn conversation_lifecycle(storage: Storage) {
     assert!(storage.delete_conversation(empty, false).await.unwrap_err().is_not_found());
 }
 
-async fn concurrent_appends_get_unique_consecutive_turns(storage: Storage) {
+async fn concurrent_appends_get_unique_consecutive_turns(config: &StorageConfig) {
+    let storage = open(config).await;
     let c = storage.begin_conversation(None, None).await.unwrap();
     let id = Uuid::parse_str(&c.conversation_id).unwrap();
     let writers = (0..8).map(|w| {
@@ -187,7 +181,8 @@ async fn concurrent_appends_get_unique_consecutive_turns(storage: Storage) {
     assert_eq!(stored, (1..=200).collect::<Vec<i64>>());
 }
 
-async fn bulk_store_is_all_or_nothing(storage: Storage) {
+async fn bulk_store_is_all_or_nothing(config: &StorageConfig) {
+    let storage = open(config).await;
     let messages = vec![msg(Role::User, "a"), msg(Role::Assistant, "b"), msg(Role::User, "c")];
     let new = storage
         .store_messages_bulk(BulkTarget::New { session_id: Some("bulk".into()), metadata: None }, messages.clone())
@@ -215,7 +210,8 @@ fn all_conversations() -> ConversationQuery {
     ConversationQuery { session_id: None, sort_by: SortBy::CreatedAt, limit: 1000, offset: 0 }
 }
 
-async fn search_is_ranked_and_filtered(storage: Storage) {
+async fn search_is_ranked_and_filtered(config: &StorageConfig) {
+    let storage = open(config).await;
     let a = storage.begin_conversation(Some("alpha".into()), None).await.unwrap();
     let b = storage.begin_conversation(Some("beta".into()), None).await.unwrap();
     let (a_id, b_id) = (Uuid::parse_str(&a.conversation_id).unwrap(), Uuid::parse_str(&b.conversation_id).unwrap());
@@ -261,7 +257,8 @@ async fn search_is_ranked_and_filtered(storage: Storage) {
     assert_eq!(storage.search(query("\"cats\" OR (NEAR*")).await.unwrap().len(), 0);
 }
 
-async fn startup_contexts_keep_one_active(storage: Storage) {
+async fn startup_contexts_keep_one_active(config: &StorageConfig) {
+    let storage = open(config).await;
     assert!(storage.get_startup_context(None).await.unwrap().is_none());
     let (a, created) = storage.set_startup_context("a".into(), "context A".into(), true).await.unwrap();
     assert!(created && a.is_active);
@@ -308,7 +305,8 @@ fn entry(v: serde_json::Value) -> LogEntryInput {
     serde_json::from_value(v).unwrap()
 }
 
-async fn log_batches_dedup_and_query(storage: Storage) {
+async fn log_batches_dedup_and_query(config: &StorageConfig) {
+    let storage = open(config).await;
     let t0 = Utc::now() - Duration::minutes(10);
     let at = |m: i64| (t0 + Duration::minutes(m)).to_rfc3339();
     let batch = vec![
@@ -386,7 +384,8 @@ async fn log_batches_dedup_and_query(storage: Storage) {
 
 /// Two Dewey replicas (separate pools / writer connections) appending to one
 /// conversation in the same database still give every message its own turn.
-async fn replicas_share_turns(a: Storage, b: Storage) {
+async fn replicas_share_turns(config: &StorageConfig) {
+    let (a, b) = (open(config).await, open(config).await);
     let c = a.begin_conversation(None, None).await.unwrap();
     let id = Uuid::parse_str(&c.conversation_id).unwrap();
     let writers = (0..8).map(|w| {
@@ -404,20 +403,16 @@ async fn replicas_share_turns(a: Storage, b: Storage) {
     assert_eq!(turns, (1..=200).collect::<Vec<i64>>());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replicas_share_turns_on_postgres() {
-    let pg = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start).await.unwrap();
-    let config = StorageConfig::Postgres { url: pg.url() };
-    let a = Storage::open(&config).await.unwrap();
-    let b = Storage::open(&config).await.unwrap();
-    replicas_share_turns(a, b).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replicas_share_turns_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") };
-    let a = Storage::open(&config).await.unwrap();
-    let b = Storage::open(&config).await.unwrap();
-    replicas_share_turns(a, b).await;
+/// Several replicas starting at once on an empty database all succeed and
+/// leave one schema (PostgreSQL: the advisory lock serialises them; SQLite:
+/// the IMMEDIATE transaction).
+async fn replicas_migrate_concurrently(config: &StorageConfig) {
+    let opens = (0..6).map(|_| {
+        let config = config.clone();
+        tokio::spawn(async move { Storage::open(&config).await })
+    });
+    for open in opens {
+        let storage = open.await.unwrap().expect("every replica starts");
+        assert_eq!(storage.schema_version().await.unwrap(), 1);
+    }
 }

@@ -1,11 +1,11 @@
 //! Every Dewey tool end to end: the real server bound on 127.0.0.1:0, the
-//! runtime's WebSocket client, real storage. The scenarios are written once
-//! and run on SQLite (a temporary directory) and PostgreSQL (a private
-//! server, a fresh database per scenario).
+//! runtime's WebSocket client, real storage. The scenarios are written once;
+//! each runs as two tests of its own, `sqlite::NAME` (a temporary directory)
+//! and `postgres::NAME` (a database of its own on the test binary's private
+//! PostgreSQL server), so one failure hides no other and any one can be run
+//! alone: `cargo test -p dewey --test tools postgres::logs_end_to_end`.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 use chrono::{Duration, Utc};
 use dewey::model::{
@@ -59,11 +59,27 @@ impl Drop for Dewey {
     }
 }
 
-type Scenario = fn(Dewey) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
+/// One `#[tokio::test]` per scenario and backend.
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
-        const SCENARIOS: &[(&str, Scenario)] = &[$((stringify!($name), |d| Box::pin($name(d)))),*];
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (storage, _dir) = super::sqlite_storage().await;
+                    super::$name(super::Dewey::start(storage).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let storage = super::postgres_storage(stringify!($name)).await;
+                    super::$name(super::Dewey::start(storage).await).await;
+                }
+            )*
+        }
     };
 }
 
@@ -80,26 +96,18 @@ scenarios!(
     messages_file_errors,
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn tools_on_sqlite() {
-    for (name, scenario) in SCENARIOS {
-        eprintln!("sqlite: {name}");
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(&StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") }).await.unwrap();
-        scenario(Dewey::start(storage).await).await;
-    }
+/// A fresh SQLite database; it lives as long as the directory.
+async fn sqlite_storage() -> (Storage, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&StorageConfig::Sqlite { path: dir.path().join("dewey.sqlite3") }).await.unwrap();
+    (storage, dir)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn tools_on_postgres() {
-    let pg = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start).await.unwrap();
-    for (n, (name, scenario)) in SCENARIOS.iter().enumerate() {
-        eprintln!("postgres: {name}");
-        let db = format!("tools_{n}");
-        tokio::task::block_in_place(|| pg.create_database(&db));
-        let storage = Storage::open(&StorageConfig::Postgres { url: pg.url_for(&db) }).await.unwrap();
-        scenario(Dewey::start(storage).await).await;
-    }
+/// A fresh database on the shared test PostgreSQL server.
+async fn postgres_storage(label: &'static str) -> Storage {
+    let url =
+        tokio::task::spawn_blocking(move || mcp_tests::TestPostgres::shared().fresh_database(label)).await.unwrap();
+    Storage::open(&StorageConfig::Postgres { url }).await.unwrap()
 }
 
 /// Calls a tool that must succeed and decodes its structured output.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use mcp_runtime::client::{Endpoint, WebSocket};
+use mcp_runtime::client::{Backoff, Endpoint, WebSocket};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -24,7 +24,7 @@ pub struct Reconnect {
 /// are reported too, so the relay can quote the last one in its errors.
 pub fn spawn_connector(settings: Reconnect, offer_subprotocol: bool, events: mpsc::UnboundedSender<Event>) {
     tokio::spawn(async move {
-        let mut delay = settings.initial_delay;
+        let mut backoff = Backoff::new(settings.initial_delay, settings.max_delay);
         let mut attempt = 1u32;
         loop {
             match settings.endpoint.connect(settings.connect_timeout, offer_subprotocol).await {
@@ -33,24 +33,17 @@ pub fn spawn_connector(settings: Reconnect, offer_subprotocol: bool, events: mps
                     return;
                 }
                 Err(e) => {
-                    let wait = jitter(delay);
+                    let wait = backoff.next_delay();
                     tracing::warn!(attempt, cause = %e, retry_in = ?wait, "backend unreachable");
                     if events.send(Event::ConnectFailed(e.to_string())).is_err() {
                         return;
                     }
                     tokio::time::sleep(wait).await;
-                    delay = (delay * 2).min(settings.max_delay);
                     attempt += 1;
                 }
             }
         }
     });
-}
-
-/// "Equal jitter": half the delay fixed, half random.
-fn jitter(delay: Duration) -> Duration {
-    let half = delay / 2;
-    half + half.mul_f64(rand::random::<f64>())
 }
 
 /// A live backend connection. Dropping it closes the socket and stops its tasks.

@@ -29,6 +29,7 @@
 //! handshake; calls made meanwhile wait for it, within their timeout.
 //! Dropping a call future, or its timeout, sends `notifications/cancelled`.
 
+mod backoff;
 mod connection;
 mod error;
 mod transport;
@@ -47,6 +48,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+pub use backoff::Backoff;
 use connection::{Connection, Failure, NotSent};
 pub use error::ClientError;
 pub use transport::{Endpoint, SUBPROTOCOL, WebSocket};
@@ -591,7 +593,7 @@ async fn supervise(shared: Arc<Shared>, mut conn: Arc<Connection>, stop: Cancell
         }
         tracing::warn!(url = %shared.url, reason, "connection lost; reconnecting");
         shared.state.send_replace(Link::Reconnecting { last_error: Some(reason) });
-        let mut delay = opts.reconnect_initial_delay;
+        let mut backoff = Backoff::new(opts.reconnect_initial_delay, opts.reconnect_max_delay);
         let mut attempt = 1u32;
         conn = loop {
             let opened = tokio::select! {
@@ -605,26 +607,18 @@ async fn supervise(shared: Arc<Shared>, mut conn: Arc<Connection>, stop: Cancell
                     break new_conn;
                 }
                 Err(e) => {
-                    let wait = jitter(delay);
+                    let wait = backoff.next_delay();
                     tracing::warn!(url = %shared.url, attempt, cause = %e, retry_in = ?wait, "reconnect failed");
                     shared.state.send_replace(Link::Reconnecting { last_error: Some(e.to_string()) });
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
                     }
-                    delay = (delay * 2).min(opts.reconnect_max_delay);
                     attempt += 1;
                 }
             }
         };
     }
-}
-
-/// "Equal jitter": half the delay fixed, half random, so many clients
-/// cut off together do not come back in lockstep.
-fn jitter(delay: Duration) -> Duration {
-    let half = delay / 2;
-    half + half.mul_f64(rand::random::<f64>())
 }
 
 fn to_raw(value: &impl Serialize) -> Result<Box<RawValue>, ClientError> {
@@ -742,14 +736,6 @@ mod tests {
         fn error<T: std::error::Error + Send + Sync + 'static>() {}
         shareable::<Client>();
         error::<ClientError>();
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_full_delay() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_millis(100));
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100), "{d:?}");
-        }
     }
 }
 

@@ -506,6 +506,13 @@ impl Session {
                     );
                 }
                 let progress = meta.and_then(|m| m.progress_token);
+                if progress.is_some_and(|token| !protocol::is_progress_token(token)) {
+                    return reply_error(
+                        Some(id_raw),
+                        error_code::INVALID_PARAMS,
+                        "invalid params: `_meta.progressToken` must be a string or a number",
+                    );
+                }
                 self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless, log_floor })
             }
             _ => unreachable!("every protocol method is matched above"),

@@ -1,11 +1,11 @@
-//! The crate's one error type: what can go wrong building, binding or running
-//! a server (and, for the client, talking to one).
+//! The server's error type: what can go wrong building or binding a server.
+//! (The client has its own, [`ClientError`](crate::client::ClientError).)
 
 use std::io;
 
 use crate::tool::Location;
 
-/// Everything `mcp-runtime` can fail with. Each variant's message says what to
+/// Everything building or binding a server can fail with. Each variant's message says what to
 /// change; the `is_*` predicates let callers branch without matching.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,18 +35,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-
-    /// Any other I/O failure (accepting, reading, writing).
-    #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
-
-    /// The WebSocket layer failed (handshake, framing, closed connection).
-    #[error("WebSocket error: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
-
-    /// The peer broke the JSON-RPC / MCP protocol.
-    #[error("protocol error: {0}")]
-    Protocol(String),
 }
 
 impl Error {
@@ -64,17 +52,5 @@ impl Error {
 
     pub fn is_bind(&self) -> bool {
         matches!(self, Error::Bind { .. })
-    }
-
-    pub fn is_io(&self) -> bool {
-        matches!(self, Error::Io(_))
-    }
-
-    pub fn is_websocket(&self) -> bool {
-        matches!(self, Error::WebSocket(_))
-    }
-
-    pub fn is_protocol(&self) -> bool {
-        matches!(self, Error::Protocol(_))
     }
 }

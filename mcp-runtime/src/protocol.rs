@@ -146,6 +146,18 @@ pub(crate) fn parse_request_id(raw: &RawValue) -> Option<RequestId> {
     text.parse::<i64>().ok().map(RequestId::Number)
 }
 
+/// MCP's `ProgressToken`: a string or a (finite) number. The token is echoed
+/// into every progress notification of its call, so anything else (say an
+/// object nested past the client's parser limit, which the fuzz test sent)
+/// is refused with the request instead.
+pub(crate) fn is_progress_token(raw: &RawValue) -> bool {
+    let text = raw.get();
+    if text.starts_with('"') {
+        return json_str(raw).is_some();
+    }
+    text.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
 /// Appends `s` as a JSON string literal.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');

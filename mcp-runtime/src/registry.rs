@@ -2,7 +2,6 @@
 //! the builder's state, and each tool's `tools/list` entry serialized once.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -85,61 +84,11 @@ impl Registry {
     }
 }
 
-/// A multiply-rotate hash (the Firefox / rustc "Fx" hash) for the maps on
-/// the request path. SipHash's flooding resistance buys nothing here: the
-/// tool map is fixed at start-up, and the in-flight map of a connection
-/// holds at most `max_in_flight` entries.
-pub(crate) type FastHash = BuildHasherDefault<FxHasher>;
-
-#[derive(Default)]
-pub(crate) struct FxHasher(u64);
-
-impl FxHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(n.into());
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(n.into());
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn write_i64(&mut self, n: i64) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// The hasher for the maps on the request path (tool names, the in-flight
+/// request ids of a connection): foldhash, several times faster than the
+/// standard SipHash on short keys. Its per-process random seed still keeps a
+/// client from choosing request ids that collide.
+pub(crate) type FastHash = foldhash::fast::RandomState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

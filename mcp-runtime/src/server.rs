@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
@@ -17,6 +16,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
@@ -71,7 +71,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// let shutdown = bound.shutdown_handle();
 /// let server = tokio::spawn(bound.serve());
 /// // ... connect to ws://{addr} or POST to http://{addr}/mcp ...
-/// shutdown.shutdown(); // calls in flight finish, connections close with 1001
+/// shutdown.shutdown(); // calls in flight finish, connections close with 1012
 /// server.await.expect("serve panicked")?;
 /// # Ok(()) }
 /// ```
@@ -314,6 +314,12 @@ impl ServerBuilder {
                 return Err(Error::Config(format!("the {what} must be at least 1")));
             }
         }
+        if max_connections > Semaphore::MAX_PERMITS {
+            return Err(Error::Config(format!(
+                "the connection limit (MCP_MAX_CONNECTIONS) must be at most {}, got {max_connections}",
+                Semaphore::MAX_PERMITS
+            )));
+        }
         if session_idle_timeout.is_zero() {
             return Err(Error::Config("the session idle timeout (MCP_SESSION_IDLE_SECS) must be at least 1 s".into()));
         }
@@ -516,19 +522,21 @@ impl BoundServer {
     /// Serves WebSocket and Streamable HTTP until shut down, then drains:
     /// `/healthz` answers 503 and new work is refused, calls in flight get
     /// the grace period to finish (then they are cancelled), WebSocket
-    /// connections close with 1001, and it returns.
+    /// connections close with 1012 (Service Restart), and it returns.
     pub async fn serve(self) -> Result<(), Error> {
         let BoundServer { listener, local_addr: _, service } = self;
         let service = service.inner;
         service.ensure_sweeper();
         let router = crate::http::router(service.clone());
         let connections = TaskTracker::new();
-        let open = Arc::new(AtomicUsize::new(0));
+        // One permit per open connection; a connection past the limit still
+        // gets its handshake, to be told 503 rather than reset.
+        let slots = Arc::new(Semaphore::new(service.config.max_connections));
         let shutdown = service.shutdown.clone();
         let accepting = CancellationToken::new();
         let accept_loop = {
-            let (service, connections, open, accepting) =
-                (service.clone(), connections.clone(), open.clone(), accepting.clone());
+            let (service, connections, slots, accepting) =
+                (service.clone(), connections.clone(), slots.clone(), accepting.clone());
             async move {
                 loop {
                     let accepted = tokio::select! {
@@ -546,7 +554,7 @@ impl BoundServer {
                             continue;
                         }
                     };
-                    let slot = ConnectionSlot::take(&open, service.config.max_connections);
+                    let slot = slots.clone().try_acquire_owned().ok();
                     let connection = serve_tcp(service.clone(), router.clone(), stream, slot.is_some());
                     connections.spawn(
                         async move {
@@ -564,7 +572,7 @@ impl BoundServer {
         // Draining: the listener stays open so /healthz can say 503, while
         // calls in flight get their grace.
         let running = service.sessions.running_calls();
-        let open_now = open.load(Ordering::Relaxed);
+        let open_now = service.config.max_connections - slots.available_permits();
         tracing::info!(connections = open_now, http_calls = running, "draining: letting calls in flight finish");
         service.tasks.close();
         let grace = service.config.shutdown_grace;
@@ -683,30 +691,6 @@ impl ShutdownHandle {
 
     pub fn is_shutdown(&self) -> bool {
         self.token.is_cancelled()
-    }
-}
-
-/// One counted connection; the count drops with it.
-struct ConnectionSlot(Arc<AtomicUsize>);
-
-impl ConnectionSlot {
-    fn take(open: &Arc<AtomicUsize>, limit: usize) -> Option<ConnectionSlot> {
-        let mut current = open.load(Ordering::Relaxed);
-        loop {
-            if current >= limit {
-                return None;
-            }
-            match open.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return Some(ConnectionSlot(open.clone())),
-                Err(actual) => current = actual,
-            }
-        }
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

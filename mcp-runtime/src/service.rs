@@ -12,7 +12,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Access;
 use crate::dispatch::ServerCore;
-use crate::error::Error;
 use crate::http::{self, SessionTable};
 use crate::server::ShutdownHandle;
 use crate::stdio;
@@ -89,7 +88,7 @@ impl Service {
 /// application, or serve one session over stdio with [`McpService::serve_stdio`].
 ///
 /// ```no_run
-/// # async fn example() -> Result<(), mcp_runtime::Error> {
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// let mcp = mcp_runtime::Server::builder("t", "0").discover_tools().build()?;
 /// let app = axum::Router::new().merge(mcp.router());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -123,12 +122,12 @@ impl McpService {
     /// Serves one session over this process's stdin and stdout until stdin
     /// ends or shutdown is requested; running calls then finish (within the
     /// grace period). Only protocol messages go to stdout.
-    pub async fn serve_stdio(self) -> Result<(), Error> {
+    pub async fn serve_stdio(self) -> std::io::Result<()> {
         stdio::serve(self.inner, tokio::io::stdin(), tokio::io::stdout()).await
     }
 
     /// [`McpService::serve_stdio`] over any byte streams (a child's pipes, a test's duplex).
-    pub async fn serve_io<R, W>(self, input: R, output: W) -> Result<(), Error>
+    pub async fn serve_io<R, W>(self, input: R, output: W) -> std::io::Result<()>
     where
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,

@@ -19,7 +19,6 @@ use tokio::time::Sleep;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::engine::{Engine, Outgoing};
-use crate::error::Error;
 use crate::protocol::{self, error_code};
 use crate::service::Service;
 
@@ -31,7 +30,7 @@ enum Event {
     GraceOver,
 }
 
-pub(crate) async fn serve<R, W>(service: Arc<Service>, input: R, output: W) -> Result<(), Error>
+pub(crate) async fn serve<R, W>(service: Arc<Service>, input: R, output: W) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -108,7 +107,7 @@ where
         };
         if let Err(e) = written {
             // stdout is gone: nobody is left to answer.
-            break Err(Error::Io(e));
+            break Err(e);
         }
         if draining && engine.running() == 0 {
             break Ok(());
@@ -117,7 +116,7 @@ where
     engine.close();
     let flushed = out.flush().await;
     tracing::debug!("stdio session closed");
-    result.and(flushed.map_err(Error::Io))
+    result.and(flushed)
 }
 
 fn start_drain(

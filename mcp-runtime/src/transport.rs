@@ -516,8 +516,14 @@ where
     }
 }
 
+/// 1012 "Service Restart", not 1001 "Going Away": the ICCM relay
+/// (`StableRelay`, websockets 14.x) takes 1000/1001 for a clean end, re-enters
+/// its loop on the closed socket without yielding and spins at 100% CPU,
+/// serving no one. Any other code it meets as it meets a crash, and new
+/// sessions go through (tests/tests/iccm_relay.rs). The official clients end
+/// the session alike for both codes.
 fn shutting_down() -> Ending {
-    Ending::Close(CloseCode::Away, "server shutting down".to_owned())
+    Ending::Close(CloseCode::Restart, "server shutting down".to_owned())
 }
 
 fn read_error(e: WsError) -> Ending {

@@ -12,8 +12,8 @@ use server_harness::peer::{Incoming, Kind, Peer, Served, post};
 use server_harness::text;
 use server_harness::tools::{Progressed, builder};
 
-/// The WebSocket close code of a server shutting down.
-const SHUTDOWN_CLOSE: u16 = 1001;
+/// The WebSocket close code of a server shutting down (1012 Service Restart).
+const SHUTDOWN_CLOSE: u16 = 1012;
 
 fn work(id: i64, steps: u32, step_ms: u64) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{

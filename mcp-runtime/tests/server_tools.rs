@@ -175,6 +175,35 @@ async fn progress_notifications_arrive_before_the_response() {
     assert!(client.notifications.iter().all(|n| n["method"] != "notifications/progress"), "{:?}", client.notifications);
 }
 
+/// Found by the fuzz test: the token is echoed into every progress
+/// notification of the call, and one nested deeper than the client's JSON
+/// parser allows made each of them unreadable. MCP's tokens are strings or
+/// numbers; anything else is refused with the request.
+#[tokio::test]
+async fn progress_tokens_are_strings_or_numbers() {
+    let server = TestServer::start(builder().state(Progressed::default())).await;
+    let mut client = server.session().await;
+    let call = |token: &Value| json!({"name": "work", "arguments": {"steps": 1, "step_ms": 1}, "_meta": {"progressToken": token}});
+    let nested = (0..130).fold(json!(1), |inner, _| json!({ "a": inner }));
+    for token in [nested, json!(true), json!([1]), json!({})] {
+        let response = client.request(json!(1), "tools/call", Some(call(&token))).await;
+        assert_eq!(error_code(&response), -32602, "{response}");
+        assert!(error_message(&response).contains("progressToken"), "{response}");
+    }
+    for token in [json!("t"), json!(7), json!(2.5)] {
+        client.notifications.clear();
+        let response = client.request(json!(2), "tools/call", Some(call(&token))).await;
+        assert_eq!(text(&response), "1 steps", "{response}");
+        let echoed: Vec<&Value> = client
+            .notifications
+            .iter()
+            .filter(|n| n["method"] == "notifications/progress")
+            .map(|n| &n["params"]["progressToken"])
+            .collect();
+        assert_eq!(echoed, [&token], "the token comes back as sent");
+    }
+}
+
 #[tokio::test]
 async fn cancellation_stops_the_work_fires_the_token_and_sends_no_response() {
     let seen = Progressed::default();
@@ -196,13 +225,18 @@ async fn cancellation_stops_the_work_fires_the_token_and_sends_no_response() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(seen.steps.load(Ordering::SeqCst) <= steps_at_cancel + 1, "the work went on after the cancel");
     assert_eq!(seen.cancelled.load(Ordering::SeqCst), 1, "the call's CancellationToken did not fire");
-    // Drain progress sent before the cancel; no response for "long" ever comes.
+    // Drain progress sent before the cancel; no response for "long" ever
+    // comes, and the connection stays open (a dropped one is not silence).
     let deadline = Instant::now() + Duration::from_millis(300);
-    while let Ok(Some(Ok(message))) =
-        tokio::time::timeout_at(deadline.into(), futures_util::StreamExt::next(&mut client.ws)).await
-    {
-        let message: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
-        assert!(message.get("id").is_none(), "a cancelled call was answered: {message}");
+    loop {
+        match tokio::time::timeout_at(deadline.into(), futures_util::StreamExt::next(&mut client.ws)).await {
+            Err(_) => break,
+            Ok(Some(Ok(message))) => {
+                let message: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+                assert!(message.get("id").is_none(), "a cancelled call was answered: {message}");
+            }
+            Ok(other) => panic!("the connection ended after the cancel: {other:?}"),
+        }
     }
 }
 

@@ -138,8 +138,8 @@ async fn the_in_flight_cap_applies_backpressure() {
 }
 
 #[tokio::test]
-async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1001() {
-    let server = TestServer::start(builder()).await;
+async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1012() {
+    let mut server = TestServer::start(builder()).await;
     let mut busy = server.session().await;
     let mut idle = server.session().await;
     busy.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nap","arguments":{"ms":300}}}))
@@ -148,21 +148,16 @@ async fn graceful_shutdown_finishes_calls_in_flight_then_closes_with_1001() {
     assert_eq!(busy.request(json!(2), "ping", None).await["result"], json!({}));
     server.shutdown.shutdown();
     // The idle connection closes right away.
-    assert_eq!(idle.expect_close().await.code, CloseCode::Away);
+    assert_eq!(idle.expect_close().await.code, CloseCode::Restart);
     // The busy one gets its answer first.
     assert_eq!(text(&busy.response().await), "300");
-    assert_eq!(busy.expect_close().await.code, CloseCode::Away);
-    // New connections are refused once the listener is gone.
-    let served =
-        tokio::time::timeout(Duration::from_secs(5), server_task(server)).await.expect("serve() did not return");
-    assert!(served.is_ok());
-}
-
-async fn server_task(mut server: TestServer) -> Result<(), mcp_runtime::Error> {
+    assert_eq!(busy.expect_close().await.code, CloseCode::Restart);
+    // serve() returns once every connection has closed, and the listener
+    // is gone with it.
     let addr = server.addr;
-    let result = (&mut server.task).await.unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(5), &mut server.task).await.expect("serve() did not return");
+    served.expect("serve() panicked").expect("serve() failed");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
-    result
 }
 
 #[tokio::test]
@@ -180,7 +175,7 @@ async fn keepalive_pings_stop_while_calls_drain() {
     assert_eq!(client.request(json!(2), "ping", None).await["result"], json!({}));
     server.shutdown.shutdown();
     assert_eq!(text(&client.response().await), "600");
-    assert_eq!(client.expect_close().await.code, CloseCode::Away);
+    assert_eq!(client.expect_close().await.code, CloseCode::Restart);
 }
 
 #[tokio::test]
@@ -193,7 +188,7 @@ async fn shutdown_grace_is_bounded() {
     assert_eq!(client.request(json!(2), "ping", None).await["result"], json!({}));
     let started = Instant::now();
     server.shutdown.shutdown();
-    assert_eq!(client.expect_close().await.code, CloseCode::Away);
+    assert_eq!(client.expect_close().await.code, CloseCode::Restart);
     assert!(started.elapsed() < Duration::from_secs(3), "waited {:?} for a 200 ms grace", started.elapsed());
 }
 

@@ -6,9 +6,11 @@
 //! so tests can run in parallel and leave nothing behind.
 
 mod peers;
+mod port;
 mod postgres;
 mod process;
 
 pub use peers::{ConformanceSuite, Peers, conformance_suite, peers, scripts_dir};
+pub use port::HeldPort;
 pub use postgres::TestPostgres;
 pub use process::{ServerProcess, binary};

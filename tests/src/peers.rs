@@ -12,6 +12,9 @@ pub struct Peers {
     pub python_mcp2: PathBuf,
     /// A folder whose `node_modules` holds `@modelcontextprotocol/sdk@1.32.2` and `ws`.
     pub node_dir: PathBuf,
+    /// Python with websockets 14.x and PyYAML: what the ICCM relay
+    /// (`tests/peers/python/iccm/stable_relay.py`) ran on.
+    pub python_relay: PathBuf,
 }
 
 /// Finds the installed peers, or panics saying how to install them: a test
@@ -25,9 +28,14 @@ pub fn peers() -> Peers {
         python_mcp1: root.join("py-mcp1/bin/python"),
         python_mcp2: root.join("py-mcp2/bin/python"),
         node_dir: root.join("node"),
+        python_relay: root.join("py-relay/bin/python"),
     };
-    for path in [&peers.python_mcp1, &peers.python_mcp2, &peers.node_dir.join("node_modules/@modelcontextprotocol/sdk")]
-    {
+    for path in [
+        &peers.python_mcp1,
+        &peers.python_mcp2,
+        &peers.node_dir.join("node_modules/@modelcontextprotocol/sdk"),
+        &peers.python_relay,
+    ] {
         assert!(
             path.exists(),
             "official MCP client missing at {}: run scripts/test.sh (it installs them)",

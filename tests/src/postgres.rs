@@ -1,9 +1,12 @@
-//! A private PostgreSQL cluster per test: `initdb` into a temporary
-//! directory, a free port on 127.0.0.1, stopped and removed on drop.
+//! A private PostgreSQL cluster: `initdb` into a temporary directory, a free
+//! port on 127.0.0.1, stopped and removed on drop; or one cluster shared by
+//! the tests of a binary, each with a database of its own.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tempfile::TempDir;
 
@@ -58,6 +61,57 @@ impl TestPostgres {
         }
         let log = std::fs::read_to_string(dir.path().join("postgres.log")).unwrap_or_default();
         panic!("PostgreSQL did not start; its log:\n{log}");
+    }
+
+    /// One cluster for every test in this process, started on first use:
+    /// an `initdb` per test would cost seconds of CPU each. Tests isolate
+    /// themselves with [`fresh_database`](Self::fresh_database). Statics are
+    /// never dropped, so a watchdog stops the cluster and removes its
+    /// directory when the test process exits, however it exits.
+    pub fn shared() -> &'static TestPostgres {
+        static SHARED: OnceLock<TestPostgres> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let pg = TestPostgres::start();
+            pg.stop_when_this_process_exits();
+            pg
+        })
+    }
+
+    /// Creates an empty database no other test in this process uses and
+    /// returns its URL. Blocks (it runs `createdb`).
+    pub fn fresh_database(&self, label: &str) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .take(40)
+            .collect();
+        let name = format!("t{}_{label}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.create_database(&name);
+        self.url_for(&name)
+    }
+
+    #[allow(clippy::zombie_processes, reason = "the watchdog outlives this process by design; init reaps it")]
+    fn stop_when_this_process_exits(&self) {
+        let data = self.dir.path().join("data");
+        let pg_ctl = pg_bin("pg_ctl");
+        let stop = match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- '{}'", pg_ctl.display()),
+            None => format!("'{}'", pg_ctl.display()),
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {stop} -D '{data}' -m immediate -w stop; rm -rf '{dir}'",
+            pid = std::process::id(),
+            data = data.display(),
+            dir = self.dir.path().display(),
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the PostgreSQL watchdog starts");
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/dewey`

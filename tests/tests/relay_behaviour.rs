@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mcp_tests::{ServerProcess, binary, peers, scripts_dir};
+use mcp_tests::{HeldPort, ServerProcess, binary, peers, scripts_dir};
 use serde_json::{Value, json};
 
 struct Relay {
@@ -61,9 +61,18 @@ impl Relay {
         value
     }
 
-    fn assert_silent(&self, for_how_long: Duration) {
-        if let Ok(line) = self.lines.recv_timeout(for_how_long) {
-            panic!("expected nothing on stdout, got {line}");
+    /// Nothing on stdout for `for_how_long`, and the relay still running: a
+    /// relay that crashed is not silent, it is gone.
+    fn assert_silent(&mut self, for_how_long: Duration) {
+        match self.lines.recv_timeout(for_how_long) {
+            Ok(line) => panic!("expected nothing on stdout, got {line}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the relay closed its stdout (exit status {:?})", self.child.try_wait())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(status) = self.child.try_wait().expect("the relay can be waited for") {
+            panic!("the relay exited ({status}) while it should have been waiting");
         }
     }
 
@@ -86,12 +95,6 @@ impl Drop for Relay {
     }
 }
 
-/// A port released for a server to take later; a parallel test may take it
-/// first, so only a test that starts its own backend there uses this.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A port that refuses connections for as long as the socket lives: bound
 /// (so no other test's server can take it; no SO_REUSEADDR, so not even one
 /// that sets it) but never listening (so a connect gets RST).
@@ -108,8 +111,8 @@ fn echo(id: i64, text: &str) -> Value {
 
 #[test]
 fn messages_wait_for_a_backend_that_starts_late() {
-    let port = free_port();
-    let mut relay = Relay::start(&format!("ws://127.0.0.1:{port}/"), &["--reconnect-max-delay", "0.2"]);
+    let held = HeldPort::bind();
+    let mut relay = Relay::start(&format!("ws://127.0.0.1:{}/", held.port()), &["--reconnect-max-delay", "0.2"]);
     // The client talks first; the backend appears later.
     relay.send(&json!({
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -117,8 +120,12 @@ fn messages_wait_for_a_backend_that_starts_late() {
     }));
     relay.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
     relay.send(&echo(1, "queued"));
-    std::thread::sleep(Duration::from_millis(500));
-    let _server = ServerProcess::start_on_port("hello", port, &[]);
+    // Two attempts turned away: the relay has met the dead backend and is
+    // retrying, with the messages waiting.
+    held.wait_for_attempt(Duration::from_secs(10));
+    held.wait_for_attempt(Duration::from_secs(10));
+    relay.assert_silent(Duration::ZERO);
+    let _server = ServerProcess::start_on_port("hello", held.release(), &[]);
     let init = relay.recv(Duration::from_secs(20));
     assert_eq!(init["result"]["serverInfo"]["name"], "hello", "{init}");
     let answer = relay.recv(Duration::from_secs(20));

@@ -1,18 +1,22 @@
 //! One storage interface over two engines: PostgreSQL for production (many
 //! Dewey replicas may share one database) and SQLite in a file for zero
-//! set-up. Both run the same versioned migrations at start-up and index
-//! text with their own full-text engine; the tests run against both.
+//! set-up. Both implement [`Backend`], share the SQL that reads alike in
+//! both (`sql.rs`), run their own versioned migrations at start-up and index
+//! text with their own full-text engine; each keeps its engine's error types
+//! to itself. The tests run against both.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use self::postgres::PgStorage;
-pub use self::sqlite::SqliteStorage;
+use self::postgres::PgStorage;
+use self::sqlite::SqliteStorage;
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
@@ -52,19 +56,59 @@ impl StorageConfig {
     }
 }
 
-/// The storage both backends implement. Cheap to clone (each backend is a
-/// handle to a pool).
+/// What a storage engine does. Each backend implements it with native
+/// `async fn`s, so a call costs no boxing; [`Storage`] picks the engine once,
+/// at start-up. The contract (the same answers from both engines) is tested
+/// against both in `dewey/tests/storage.rs`.
+pub(crate) trait Backend {
+    async fn schema_version(&self) -> Result<i64>;
+    async fn begin_conversation(
+        &self,
+        session_id: Option<String>,
+        metadata: Option<Value>,
+    ) -> Result<ConversationRecord>;
+    async fn store_message(
+        &self,
+        conversation_id: Uuid,
+        turn_number: Option<i64>,
+        message: NewMessage,
+    ) -> Result<StoredMessage>;
+    async fn store_messages_bulk(&self, target: BulkTarget, messages: Vec<NewMessage>) -> Result<BulkStored>;
+    async fn get_conversation(&self, conversation_id: Uuid) -> Result<ConversationWithMessages>;
+    async fn list_conversations(&self, query: ConversationQuery) -> Result<ConversationPage>;
+    async fn delete_conversation(&self, conversation_id: Uuid, force: bool) -> Result<i64>;
+    async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>>;
+    async fn get_startup_context(&self, name: Option<String>) -> Result<Option<StartupContext>>;
+    async fn set_startup_context(
+        &self,
+        name: String,
+        content: String,
+        set_active: bool,
+    ) -> Result<(StartupContext, bool)>;
+    async fn list_startup_contexts(&self, include_content: bool) -> Result<Vec<StartupContext>>;
+    async fn delete_startup_context(&self, name: String, force: bool) -> Result<StartupContext>;
+    async fn store_logs(&self, logs: Vec<NewLog>) -> Result<LogBatchStored>;
+    async fn query_logs(&self, query: LogQuery) -> Result<Vec<LogRecord>>;
+    async fn clear_logs(&self, component: Option<String>, before: Option<DateTime<Utc>>) -> Result<i64>;
+    async fn log_stats(&self) -> Result<LogStats>;
+}
+
+/// Dewey's storage, on whichever engine the configuration chose. Cheap to
+/// clone (each backend is a handle to a pool).
 #[derive(Debug, Clone)]
-pub enum Storage {
+pub struct Storage(Engine);
+
+#[derive(Debug, Clone)]
+enum Engine {
     Postgres(PgStorage),
     Sqlite(SqliteStorage),
 }
 
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Storage::Postgres(s) => s.$method($($arg),*).await,
-            Storage::Sqlite(s) => s.$method($($arg),*).await,
+        match &$self.0 {
+            Engine::Postgres(s) => Backend::$method(s, $($arg),*).await,
+            Engine::Sqlite(s) => Backend::$method(s, $($arg),*).await,
         }
     };
 }
@@ -72,17 +116,17 @@ macro_rules! dispatch {
 impl Storage {
     /// Connects (or creates the file) and brings the schema up to date.
     pub async fn open(config: &StorageConfig) -> Result<Storage> {
-        match config {
-            StorageConfig::Postgres { url } => Ok(Storage::Postgres(PgStorage::connect(url).await?)),
-            StorageConfig::Sqlite { path } => Ok(Storage::Sqlite(SqliteStorage::open(path).await?)),
-        }
+        Ok(Storage(match config {
+            StorageConfig::Postgres { url } => Engine::Postgres(PgStorage::connect(url).await?),
+            StorageConfig::Sqlite { path } => Engine::Sqlite(SqliteStorage::open(path).await?),
+        }))
     }
 
     /// `postgres` or `sqlite`, for start-up logs and reports.
     pub fn backend(&self) -> &'static str {
-        match self {
-            Storage::Postgres(_) => "postgres",
-            Storage::Sqlite(_) => "sqlite",
+        match self.0 {
+            Engine::Postgres(_) => "postgres",
+            Engine::Sqlite(_) => "sqlite",
         }
     }
 
@@ -141,7 +185,8 @@ impl Storage {
     }
 
     /// Creates or replaces a context. With `set_active` it becomes the only
-    /// active one; without, an already active context stays active.
+    /// active one; without, an already active context stays active. Also
+    /// says whether the context was created (rather than replaced).
     pub async fn set_startup_context(
         &self,
         name: String,
@@ -173,11 +218,7 @@ impl Storage {
 
     /// Deletes the logs of `component` and/or older than `before`; returns
     /// how many. The caller makes sure at least one filter is given.
-    pub async fn clear_logs(
-        &self,
-        component: Option<String>,
-        before: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<i64> {
+    pub async fn clear_logs(&self, component: Option<String>, before: Option<DateTime<Utc>>) -> Result<i64> {
         dispatch!(self.clear_logs(component, before))
     }
 

@@ -12,15 +12,16 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use super::sql::{self, Dialect, Filters, Param};
 use super::{
-    MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, next_turn, no_turns_left,
-    turn_taken,
+    Backend, MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, next_turn,
+    no_turns_left, turn_taken,
 };
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
     LogBatchStored, LogLevel, LogQuery, LogRecord, LogStats, MessageRecord, NewLog, NewMessage, Role, SearchHit,
-    SearchQuery, SortBy, StartupContext, StoredMessage, format_timestamp,
+    SearchQuery, StartupContext, StoredMessage, format_timestamp,
 };
 
 /// Every replica takes this transaction-level advisory lock before it looks
@@ -91,7 +92,7 @@ CREATE INDEX logs_message_tsv_idx ON logs USING GIN (message_tsv);
 
 /// A handle to the pool; clones share it.
 #[derive(Clone)]
-pub struct PgStorage {
+pub(crate) struct PgStorage {
     pool: Pool,
 }
 
@@ -103,12 +104,27 @@ impl std::fmt::Debug for PgStorage {
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
+/// The shared filters' parameters as PostgreSQL values.
+fn pg_params(params: &[Param]) -> Params {
+    params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Text(text) => Box::new(text.clone()),
+                Param::Int(n) => Box::new(*n),
+                Param::Rank(rank) => Box::new(*rank),
+                Param::Time(time) => Box::new(*time),
+            }
+        })
+        .collect()
+}
+
 fn param_refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
 }
 
 impl PgStorage {
-    pub async fn connect(url: &str) -> Result<PgStorage> {
+    pub(crate) async fn connect(url: &str) -> Result<PgStorage> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| DeweyError::invalid(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
         // Statements are prepared once per connection and reused. After a few
@@ -152,37 +168,34 @@ impl PgStorage {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    pub async fn schema_version(&self) -> Result<i64> {
+impl Backend for PgStorage {
+    async fn schema_version(&self) -> Result<i64> {
         let client = self.pool.get().await?;
         Ok(client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))
     }
 
-    pub async fn begin_conversation(
+    async fn begin_conversation(
         &self,
         session_id: Option<String>,
         metadata: Option<Value>,
     ) -> Result<ConversationRecord> {
         let client = self.pool.get().await?;
         let id = Uuid::now_v7();
-        let row = client
-            .query_one(
-                "INSERT INTO conversations (id, session_id, metadata) VALUES ($1, $2, $3) \
-                 RETURNING created_at, updated_at",
-                &[&id, &session_id, &metadata],
-            )
-            .await?;
+        let now = Utc::now();
+        client.execute(sql::INSERT_CONVERSATION, &[&id, &session_id, &metadata, &now]).await?;
         Ok(ConversationRecord {
             conversation_id: id.to_string(),
             session_id,
             metadata,
-            created_at: format_timestamp(row.get(0)),
-            updated_at: format_timestamp(row.get(1)),
+            created_at: format_timestamp(now),
+            updated_at: format_timestamp(now),
             message_count: 0,
         })
     }
 
-    pub async fn store_message(
+    async fn store_message(
         &self,
         conversation_id: Uuid,
         turn_number: Option<i64>,
@@ -192,10 +205,8 @@ impl PgStorage {
         let tx = client.transaction().await?;
         // The UPDATE takes the conversation's row lock: concurrent appends to
         // one conversation queue here, so MAX+1 below is never read twice.
-        let locked = tx
-            .query_opt("UPDATE conversations SET updated_at = now() WHERE id = $1 RETURNING id", &[&conversation_id])
-            .await?;
-        if locked.is_none() {
+        let now = Utc::now();
+        if tx.execute(sql::TOUCH_CONVERSATION, &[&conversation_id, &now]).await? == 0 {
             return Err(conversation_not_found(conversation_id));
         }
         let turn: i32 = match turn_number {
@@ -203,64 +214,44 @@ impl PgStorage {
             None => {
                 // MAX + 1 is computed here, in 64 bits: in SQL it would
                 // overflow int4 after turn 2147483647.
-                let last: i32 = tx
-                    .query_one(
-                        "SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = $1",
-                        &[&conversation_id],
-                    )
-                    .await?
-                    .get(0);
+                let last: i32 = tx.query_one(sql::LAST_TURN, &[&conversation_id]).await?.get(0);
                 i32::try_from(next_turn(conversation_id, last.into())?).expect("next_turn stays within MAX_TURN")
             }
         };
         let id = Uuid::now_v7();
-        let row = tx
-            .query_one(
-                "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at",
-                &[&id, &conversation_id, &turn, &message.role.as_str(), &message.content, &message.metadata],
-            )
-            .await
-            .map_err(|e| map_unique(e, || turn_taken(conversation_id, turn.into())))?;
+        tx.execute(
+            sql::INSERT_MESSAGE,
+            &[&id, &conversation_id, &turn, &message.role.as_str(), &message.content, &message.metadata, &now],
+        )
+        .await
+        .map_err(|e| map_unique(e, || turn_taken(conversation_id, turn.into())))?;
         tx.commit().await?;
         Ok(StoredMessage {
             message_id: id.to_string(),
             conversation_id: conversation_id.to_string(),
             turn_number: turn.into(),
-            created_at: format_timestamp(row.get(0)),
+            created_at: format_timestamp(now),
         })
     }
 
-    pub async fn store_messages_bulk(&self, target: BulkTarget, messages: Vec<NewMessage>) -> Result<BulkStored> {
+    async fn store_messages_bulk(&self, target: BulkTarget, messages: Vec<NewMessage>) -> Result<BulkStored> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let now = Utc::now();
         let (conversation_id, created) = match target {
             BulkTarget::Existing(id) => {
-                let locked = tx
-                    .query_opt("UPDATE conversations SET updated_at = now() WHERE id = $1 RETURNING id", &[&id])
-                    .await?;
-                if locked.is_none() {
+                if tx.execute(sql::TOUCH_CONVERSATION, &[&id, &now]).await? == 0 {
                     return Err(conversation_not_found(id));
                 }
                 (id, false)
             }
             BulkTarget::New { session_id, metadata } => {
                 let id = Uuid::now_v7();
-                tx.execute(
-                    "INSERT INTO conversations (id, session_id, metadata) VALUES ($1, $2, $3)",
-                    &[&id, &session_id, &metadata],
-                )
-                .await?;
+                tx.execute(sql::INSERT_CONVERSATION, &[&id, &session_id, &metadata, &now]).await?;
                 (id, true)
             }
         };
-        let base: i32 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = $1",
-                &[&conversation_id],
-            )
-            .await?
-            .get(0);
+        let base: i32 = tx.query_one(sql::LAST_TURN, &[&conversation_id]).await?.get(0);
         let count = messages.len() as i64;
         if i64::from(base) + count > MAX_TURN {
             return Err(no_turns_left(conversation_id));
@@ -278,11 +269,11 @@ impl PgStorage {
             metadata.push(m.metadata);
         }
         tx.execute(
-            "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata) \
-             SELECT u.id, $1, u.turn, u.role, u.content, u.metadata \
+            "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata, created_at) \
+             SELECT u.id, $1, u.turn, u.role, u.content, u.metadata, $7::timestamptz \
              FROM UNNEST($2::uuid[], $3::int4[], $4::text[], $5::text[], $6::jsonb[]) \
                   AS u(id, turn, role, content, metadata)",
-            &[&conversation_id, &ids, &turns, &roles, &contents, &metadata],
+            &[&conversation_id, &ids, &turns, &roles, &contents, &metadata, &now],
         )
         .await?;
         tx.commit().await?;
@@ -295,25 +286,15 @@ impl PgStorage {
         })
     }
 
-    pub async fn get_conversation(&self, conversation_id: Uuid) -> Result<ConversationWithMessages> {
+    async fn get_conversation(&self, conversation_id: Uuid) -> Result<ConversationWithMessages> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
-                // The count is set from the messages read below: a separate
-                // count could disagree with them under concurrent appends.
-                "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, 0::int8 \
-                 FROM conversations c WHERE c.id = $1",
-                &[&conversation_id],
-            )
+            .query_opt(sql::SELECT_CONVERSATION, &[&conversation_id])
             .await?
             .ok_or_else(|| conversation_not_found(conversation_id))?;
         let mut conversation = conversation_from_row(&row);
         let messages = client
-            .query(
-                "SELECT id, conversation_id, turn_number, role, content, metadata, created_at \
-                 FROM messages WHERE conversation_id = $1 ORDER BY turn_number",
-                &[&conversation_id],
-            )
+            .query(sql::SELECT_MESSAGES, &[&conversation_id])
             .await?
             .iter()
             .map(message_from_row)
@@ -322,76 +303,49 @@ impl PgStorage {
         Ok(ConversationWithMessages { conversation, messages })
     }
 
-    pub async fn list_conversations(&self, query: ConversationQuery) -> Result<ConversationPage> {
+    async fn list_conversations(&self, query: ConversationQuery) -> Result<ConversationPage> {
         let client = self.pool.get().await?;
-        let order = match query.sort_by {
-            SortBy::CreatedAt => "c.created_at DESC, c.id DESC",
-            SortBy::UpdatedAt => "c.updated_at DESC, c.id DESC",
-        };
-        let filter = if query.session_id.is_some() { "WHERE c.session_id = $1" } else { "WHERE $1::text IS NULL" };
-        let sql = format!(
-            "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, \
-                    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
-             FROM conversations c {filter} ORDER BY {order} LIMIT $2 OFFSET $3"
-        );
-        let rows = client.query(&sql, &[&query.session_id, &query.limit, &query.offset]).await?;
-        let total: i64 = client
-            .query_one(&format!("SELECT count(*) FROM conversations c {filter}"), &[&query.session_id])
-            .await?
-            .get(0);
+        let (page_sql, page, count_sql, count) = sql::list_conversations(Dialect::Postgres, &query);
+        let rows = client.query(&page_sql, &param_refs(&pg_params(&page.params))).await?;
+        let total: i64 = client.query_one(&count_sql, &param_refs(&pg_params(&count.params))).await?.get(0);
         Ok(ConversationPage { conversations: rows.iter().map(conversation_from_row).collect(), total })
     }
 
-    pub async fn delete_conversation(&self, conversation_id: Uuid, force: bool) -> Result<i64> {
+    async fn delete_conversation(&self, conversation_id: Uuid, force: bool) -> Result<i64> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt(
-                "SELECT (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
-                 FROM conversations c WHERE c.id = $1 FOR UPDATE",
-                &[&conversation_id],
-            )
+            .query_opt(&format!("{} FOR UPDATE", sql::COUNT_MESSAGES), &[&conversation_id])
             .await?
             .ok_or_else(|| conversation_not_found(conversation_id))?;
         let count: i64 = row.get(0);
         if count > 0 && !force {
             return Err(has_messages(conversation_id, count));
         }
-        tx.execute("DELETE FROM conversations WHERE id = $1", &[&conversation_id]).await?;
+        tx.execute(sql::DELETE_CONVERSATION, &[&conversation_id]).await?;
         tx.commit().await?;
         Ok(count)
     }
 
-    pub async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
+    async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
         let client = self.pool.get().await?;
-        let mut params: Params = vec![Box::new(query.terms.plain())];
-        let mut filters = String::new();
-        if let Some(session) = query.session_id {
-            params.push(Box::new(session));
-            filters.push_str(&format!(" AND c.session_id = ${}", params.len()));
-        }
-        if let Some(start) = query.start {
-            params.push(Box::new(start));
-            filters.push_str(&format!(" AND m.created_at >= ${}", params.len()));
-        }
-        if let Some(end) = query.end {
-            params.push(Box::new(end));
-            filters.push_str(&format!(" AND m.created_at <= ${}", params.len()));
-        }
-        params.push(Box::new(query.limit));
-        let limit = params.len();
-        params.push(Box::new(query.offset));
-        let offset = params.len();
+        let mut filters = Filters::new(Dialect::Postgres);
+        let terms = filters.bind(Param::Text(query.terms.plain()));
+        filters.push_condition("m.content_tsv @@ q".to_owned());
+        sql::search_conditions(&mut filters, &query);
+        let where_clause = filters.where_clause();
+        let limit = filters.bind(Param::Int(query.limit));
+        let offset = filters.bind(Param::Int(query.offset));
         let sql = format!(
             "SELECT m.id, m.conversation_id, c.session_id, m.turn_number, m.role, m.content, m.created_at, \
                     ts_rank(m.content_tsv, q)::float8 AS rank \
-             FROM plainto_tsquery('english', $1) q, messages m JOIN conversations c ON c.id = m.conversation_id \
-             WHERE m.content_tsv @@ q{filters} \
+             FROM plainto_tsquery('english', {terms}) q, messages m JOIN conversations c ON c.id = m.conversation_id \
+             {where_clause} \
              ORDER BY rank DESC, m.created_at DESC, m.id \
-             LIMIT ${limit} OFFSET ${offset}"
+             LIMIT {limit} OFFSET {offset}"
         );
         let statement = client.prepare_cached(&sql).await?;
-        let rows = client.query(&statement, &param_refs(&params)).await?;
+        let rows = client.query(&statement, &param_refs(&pg_params(&filters.params))).await?;
         rows.iter()
             .map(|row| {
                 Ok(SearchHit {
@@ -408,27 +362,16 @@ impl PgStorage {
             .collect()
     }
 
-    pub async fn get_startup_context(&self, name: Option<String>) -> Result<Option<StartupContext>> {
+    async fn get_startup_context(&self, name: Option<String>) -> Result<Option<StartupContext>> {
         let client = self.pool.get().await?;
-        let row =
-            match name {
-                Some(name) => client
-                    .query_opt(
-                        "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = $1",
-                        &[&name],
-                    )
-                    .await?,
-                None => client
-                    .query_opt(
-                        "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE is_active",
-                        &[],
-                    )
-                    .await?,
-            };
+        let row = match name {
+            Some(name) => client.query_opt(sql::SELECT_CONTEXT, &[&name]).await?,
+            None => client.query_opt(sql::SELECT_ACTIVE_CONTEXT, &[]).await?,
+        };
         Ok(row.as_ref().map(|r| context_from_row(r, true)))
     }
 
-    pub async fn set_startup_context(
+    async fn set_startup_context(
         &self,
         name: String,
         content: String,
@@ -436,56 +379,41 @@ impl PgStorage {
     ) -> Result<(StartupContext, bool)> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let now = Utc::now();
         if set_active {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK]).await?;
-            tx.execute(
-                "UPDATE startup_contexts SET is_active = FALSE, updated_at = now() WHERE is_active AND name <> $1",
-                &[&name],
-            )
-            .await?;
+            tx.execute(sql::DEACTIVATE_OTHER_CONTEXTS, &[&name, &now]).await?;
         }
-        let row = tx
-            .query_one(
-                "INSERT INTO startup_contexts (name, content, is_active) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET content = EXCLUDED.content, \
-                     is_active = startup_contexts.is_active OR EXCLUDED.is_active, updated_at = now() \
-                 RETURNING name, content, is_active, created_at, updated_at, (xmax = 0) AS inserted",
-                &[&name, &content, &set_active],
-            )
-            .await?;
+        // xmax = 0: the row is new, not an update of an existing one.
+        let upsert = sql::upsert_context_returning(", (xmax = 0) AS inserted");
+        let row = tx.query_one(&upsert, &[&name, &content, &set_active, &now]).await?;
         tx.commit().await?;
         Ok((context_from_row(&row, true), row.get(5)))
     }
 
-    pub async fn list_startup_contexts(&self, include_content: bool) -> Result<Vec<StartupContext>> {
+    async fn list_startup_contexts(&self, include_content: bool) -> Result<Vec<StartupContext>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query("SELECT name, content, is_active, created_at, updated_at FROM startup_contexts ORDER BY name", &[])
-            .await?;
+        let rows = client.query(sql::LIST_CONTEXTS, &[]).await?;
         Ok(rows.iter().map(|r| context_from_row(r, include_content)).collect())
     }
 
-    pub async fn delete_startup_context(&self, name: String, force: bool) -> Result<StartupContext> {
+    async fn delete_startup_context(&self, name: String, force: bool) -> Result<StartupContext> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt(
-                "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = $1 \
-                 FOR UPDATE",
-                &[&name],
-            )
+            .query_opt(&format!("{} FOR UPDATE", sql::SELECT_CONTEXT), &[&name])
             .await?
             .ok_or_else(|| context_not_found(&name))?;
         let context = context_from_row(&row, false);
         if context.is_active && !force {
             return Err(context_is_active(&name));
         }
-        tx.execute("DELETE FROM startup_contexts WHERE name = $1", &[&name]).await?;
+        tx.execute(sql::DELETE_CONTEXT, &[&name]).await?;
         tx.commit().await?;
         Ok(context)
     }
 
-    pub async fn store_logs(&self, logs: Vec<NewLog>) -> Result<LogBatchStored> {
+    async fn store_logs(&self, logs: Vec<NewLog>) -> Result<LogBatchStored> {
         if logs.is_empty() {
             return Ok(LogBatchStored { stored: 0, duplicates: 0 });
         }
@@ -523,48 +451,18 @@ impl PgStorage {
         Ok(LogBatchStored { stored, duplicates: total - stored })
     }
 
-    pub async fn query_logs(&self, query: LogQuery) -> Result<Vec<LogRecord>> {
+    async fn query_logs(&self, query: LogQuery) -> Result<Vec<LogRecord>> {
+        const COLUMNS: &str = sql::LOG_COLUMNS;
         let client = self.pool.get().await?;
-        let mut params: Params = Vec::new();
-        let mut filters: Vec<String> = Vec::new();
-        if let Some(trace) = query.trace_id {
-            params.push(Box::new(trace));
-            filters.push(format!("trace_id = ${}", params.len()));
-        }
-        if let Some(component) = query.component {
-            params.push(Box::new(component));
-            filters.push(format!("component = ${}", params.len()));
-        }
-        if let Some(level) = query.min_level {
-            params.push(Box::new(level.rank()));
-            filters.push(format!("level_rank >= ${}", params.len()));
-        }
-        if let Some(start) = query.start {
-            params.push(Box::new(start));
-            filters.push(format!("created_at >= ${}", params.len()));
-        }
-        if let Some(end) = query.end {
-            params.push(Box::new(end));
-            filters.push(format!("created_at <= ${}", params.len()));
-        }
-        let filter = |extra: &[String]| {
-            let all: Vec<&String> = filters.iter().chain(extra).collect();
-            if all.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", all.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" AND "))
-            }
-        };
-        const COLUMNS: &str = "id, component, level, message, trace_id, data, created_at";
+        let mut filters = Filters::new(Dialect::Postgres);
+        sql::log_conditions(&mut filters, &query);
         let Some(search) = query.search else {
-            params.push(Box::new(query.limit));
-            let sql = format!(
-                "SELECT {COLUMNS} FROM logs {} ORDER BY created_at DESC, id DESC LIMIT ${}",
-                filter(&[]),
-                params.len()
-            );
+            let where_clause = filters.where_clause();
+            let limit = filters.bind(Param::Int(query.limit));
+            let sql =
+                format!("SELECT {COLUMNS} FROM logs {where_clause} ORDER BY created_at DESC, id DESC LIMIT {limit}");
             let statement = client.prepare_cached(&sql).await?;
-            let rows = client.query(&statement, &param_refs(&params)).await?;
+            let rows = client.query(&statement, &param_refs(&pg_params(&filters.params))).await?;
             return rows.iter().map(log_from_row).collect();
         };
         // Newest-first text search has no plan that suits every word: walking
@@ -575,17 +473,17 @@ impl PgStorage {
         // newest rows that pass the other filters (bounded work); only if
         // they hold fewer than `limit` matches, which makes the word rare
         // there, take every match from the GIN index and sort those.
-        params.push(Box::new(search.plain()));
-        let matches = format!("message_tsv @@ plainto_tsquery('english', ${})", params.len());
-        params.push(Box::new(query.limit));
-        let limit = params.len();
+        let other_conditions = filters.where_clause();
+        let words = filters.bind(Param::Text(search.plain()));
+        let matches = format!("message_tsv @@ plainto_tsquery('english', {words})");
+        let limit = filters.bind(Param::Int(query.limit));
+        let mut params = pg_params(&filters.params);
+        let probe = format!("${}", params.len() + 1);
         params.push(Box::new((query.limit * 50).max(5000)));
-        let probe = params.len();
         let recent = format!(
-            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, message_tsv FROM logs {} \
-             ORDER BY created_at DESC, id DESC LIMIT ${probe}) recent \
-             WHERE {matches} ORDER BY created_at DESC, id DESC LIMIT ${limit}",
-            filter(&[])
+            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, message_tsv FROM logs {other_conditions} \
+             ORDER BY created_at DESC, id DESC LIMIT {probe}) recent \
+             WHERE {matches} ORDER BY created_at DESC, id DESC LIMIT {limit}"
         );
         let statement = client.prepare_cached(&recent).await?;
         let rows = client.query(&statement, &param_refs(&params)).await?;
@@ -593,55 +491,42 @@ impl PgStorage {
             return rows.iter().map(log_from_row).collect();
         }
         params.pop();
+        filters.push_condition(matches);
         // MATERIALIZED keeps the planner from turning this back into a walk
         // of the created_at index.
         let all = format!(
             "WITH hits AS MATERIALIZED (SELECT {COLUMNS} FROM logs {}) \
-             SELECT {COLUMNS} FROM hits ORDER BY created_at DESC, id DESC LIMIT ${limit}",
-            filter(std::slice::from_ref(&matches))
+             SELECT {COLUMNS} FROM hits ORDER BY created_at DESC, id DESC LIMIT {limit}",
+            filters.where_clause()
         );
         let statement = client.prepare_cached(&all).await?;
         let rows = client.query(&statement, &param_refs(&params)).await?;
         rows.iter().map(log_from_row).collect()
     }
 
-    pub async fn clear_logs(&self, component: Option<String>, before: Option<DateTime<Utc>>) -> Result<i64> {
+    async fn clear_logs(&self, component: Option<String>, before: Option<DateTime<Utc>>) -> Result<i64> {
         let client = self.pool.get().await?;
-        let deleted = client
-            .execute(
-                "DELETE FROM logs WHERE ($1::text IS NULL OR component = $1) \
-                 AND ($2::timestamptz IS NULL OR created_at < $2)",
-                &[&component, &before],
-            )
-            .await?;
-        Ok(deleted as i64)
+        let (sql, filters) = sql::clear_logs(Dialect::Postgres, component, before);
+        Ok(client.execute(&sql, &param_refs(&pg_params(&filters.params))).await? as i64)
     }
 
-    pub async fn log_stats(&self) -> Result<LogStats> {
+    async fn log_stats(&self) -> Result<LogStats> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*), min(created_at), max(created_at), pg_total_relation_size('logs') FROM logs",
-                &[],
-            )
-            .await?;
+        let row = client.query_one(sql::LOG_TOTALS, &[]).await?;
+        let bytes: i64 = client.query_one("SELECT pg_total_relation_size('logs')", &[]).await?.get(0);
         let mut by_level: BTreeMap<String, i64> = LogLevel::ALL.iter().map(|l| (l.as_str().to_owned(), 0)).collect();
-        for r in client.query("SELECT level, count(*) FROM logs GROUP BY level", &[]).await? {
+        for r in client.query(sql::LOG_COUNTS_BY_LEVEL, &[]).await? {
             by_level.insert(r.get(0), r.get(1));
         }
-        let by_component = client
-            .query("SELECT component, count(*) AS n FROM logs GROUP BY component ORDER BY n DESC LIMIT 100", &[])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let by_component =
+            client.query(sql::LOG_COUNTS_BY_COMPONENT, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
         Ok(LogStats {
             total_logs: row.get(0),
             by_level,
             by_component,
             oldest: row.get::<_, Option<DateTime<Utc>>>(1).map(format_timestamp),
             newest: row.get::<_, Option<DateTime<Utc>>>(2).map(format_timestamp),
-            storage_bytes: Some(row.get(3)),
+            storage_bytes: Some(bytes),
         })
     }
 }
@@ -701,4 +586,24 @@ fn log_from_row(row: &Row) -> Result<LogRecord> {
         data: row.get(5),
         created_at: format_timestamp(row.get(6)),
     })
+}
+
+/// PostgreSQL's errors become storage errors here, so nothing outside this
+/// backend knows the engine's error types.
+impl From<tokio_postgres::Error> for DeweyError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The bare Display of a server error is just "db error"; the
+        // DbError inside carries the message worth showing.
+        let message = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => e.to_string(),
+        };
+        DeweyError::Storage { message, source: Some(Box::new(e)) }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DeweyError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        DeweyError::Storage { message: format!("no database connection: {e}"), source: Some(Box::new(e)) }
+    }
 }

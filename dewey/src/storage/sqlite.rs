@@ -8,20 +8,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::ToSql;
+use rusqlite::types::{ToSql, ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::sql::{self, Dialect, Filters, Param};
 use super::{
-    MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, next_turn, no_turns_left,
-    turn_taken,
+    Backend, MAX_TURN, context_is_active, context_not_found, conversation_not_found, has_messages, next_turn,
+    no_turns_left, turn_taken,
 };
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
     LogBatchStored, LogLevel, LogQuery, LogRecord, LogStats, MessageRecord, NewLog, NewMessage, Role, SearchHit,
-    SearchQuery, SortBy, StartupContext, StoredMessage, format_timestamp,
+    SearchQuery, StartupContext, StoredMessage, format_timestamp,
 };
 
 /// Versioned, append-only: a released migration is never edited.
@@ -103,7 +104,7 @@ const IDLE_READERS: usize = 4;
 
 /// A handle to the database file; clones share the connections.
 #[derive(Clone)]
-pub struct SqliteStorage {
+pub(crate) struct SqliteStorage {
     inner: Arc<Inner>,
 }
 
@@ -119,7 +120,23 @@ impl std::fmt::Debug for SqliteStorage {
     }
 }
 
-type Params = Vec<Box<dyn ToSql + Send>>;
+/// The shared filters' parameters as SQLite values; times are stored as
+/// microseconds since the epoch.
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Param::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Param::Int(n) => ToSqlOutput::Owned(SqlValue::Integer(*n)),
+            Param::Rank(rank) => ToSqlOutput::Owned(SqlValue::Integer((*rank).into())),
+            Param::Time(time) => ToSqlOutput::Owned(SqlValue::Integer(time.timestamp_micros())),
+        })
+    }
+}
+
+/// A statement shared with PostgreSQL, in SQLite's placeholders.
+fn sql(statement: &str) -> std::borrow::Cow<'_, str> {
+    Dialect::Sqlite.sql(statement)
+}
 
 fn blocking_failed(e: tokio::task::JoinError) -> DeweyError {
     DeweyError::storage(format!("the storage task failed: {e}"))
@@ -138,7 +155,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 impl SqliteStorage {
     /// Opens (creating the file and its directory if needed) and migrates.
-    pub async fn open(path: &Path) -> Result<SqliteStorage> {
+    pub(crate) async fn open(path: &Path) -> Result<SqliteStorage> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || Self::open_blocking(path)).await.map_err(blocking_failed)?
     }
@@ -163,10 +180,6 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Runs `f` on the single writer connection.
@@ -214,13 +227,15 @@ impl SqliteStorage {
         .await
         .map_err(blocking_failed)?
     }
+}
 
-    pub async fn schema_version(&self) -> Result<i64> {
+impl Backend for SqliteStorage {
+    async fn schema_version(&self) -> Result<i64> {
         self.read(|c| Ok(c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?))
             .await
     }
 
-    pub async fn begin_conversation(
+    async fn begin_conversation(
         &self,
         session_id: Option<String>,
         metadata: Option<Value>,
@@ -229,7 +244,7 @@ impl SqliteStorage {
             let id = Uuid::now_v7();
             let now = Utc::now();
             conn.execute(
-                "INSERT INTO conversations (id, session_id, metadata, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                &sql(sql::INSERT_CONVERSATION),
                 params![id.to_string(), session_id, json_text(&metadata), now.timestamp_micros()],
             )?;
             Ok(ConversationRecord {
@@ -244,7 +259,7 @@ impl SqliteStorage {
         .await
     }
 
-    pub async fn store_message(
+    async fn store_message(
         &self,
         conversation_id: Uuid,
         turn_number: Option<i64>,
@@ -256,28 +271,16 @@ impl SqliteStorage {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let conv = conversation_id.to_string();
             let now = Utc::now();
-            if tx.execute(
-                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-                params![conv, now.timestamp_micros()],
-            )? == 0
-            {
+            if tx.execute(&sql(sql::TOUCH_CONVERSATION), params![conv, now.timestamp_micros()])? == 0 {
                 return Err(conversation_not_found(conversation_id));
             }
             let turn: i64 = match turn_number {
                 Some(t) => t,
-                None => next_turn(
-                    conversation_id,
-                    tx.query_row(
-                        "SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = ?1",
-                        [&conv],
-                        |r| r.get(0),
-                    )?,
-                )?,
+                None => next_turn(conversation_id, tx.query_row(&sql(sql::LAST_TURN), [&conv], |r| r.get(0))?)?,
             };
             let id = Uuid::now_v7();
             tx.execute(
-                "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &sql(sql::INSERT_MESSAGE),
                 params![
                     id.to_string(),
                     conv,
@@ -300,17 +303,13 @@ impl SqliteStorage {
         .await
     }
 
-    pub async fn store_messages_bulk(&self, target: BulkTarget, messages: Vec<NewMessage>) -> Result<BulkStored> {
+    async fn store_messages_bulk(&self, target: BulkTarget, messages: Vec<NewMessage>) -> Result<BulkStored> {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = Utc::now().timestamp_micros();
             let (conversation_id, created) = match target {
                 BulkTarget::Existing(id) => {
-                    if tx.execute(
-                        "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-                        params![id.to_string(), now],
-                    )? == 0
-                    {
+                    if tx.execute(&sql(sql::TOUCH_CONVERSATION), params![id.to_string(), now])? == 0 {
                         return Err(conversation_not_found(id));
                     }
                     (id, false)
@@ -318,28 +317,20 @@ impl SqliteStorage {
                 BulkTarget::New { session_id, metadata } => {
                     let id = Uuid::now_v7();
                     tx.execute(
-                        "INSERT INTO conversations (id, session_id, metadata, created_at, updated_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?4)",
+                        &sql(sql::INSERT_CONVERSATION),
                         params![id.to_string(), session_id, json_text(&metadata), now],
                     )?;
                     (id, true)
                 }
             };
             let conv = conversation_id.to_string();
-            let base: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(turn_number), 0) FROM messages WHERE conversation_id = ?1",
-                [&conv],
-                |r| r.get(0),
-            )?;
+            let base: i64 = tx.query_row(&sql(sql::LAST_TURN), [&conv], |r| r.get(0))?;
             let count = messages.len() as i64;
             if base + count > MAX_TURN {
                 return Err(no_turns_left(conversation_id));
             }
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (id, conversation_id, turn_number, role, content, metadata, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
+                let mut insert = tx.prepare_cached(&sql(sql::INSERT_MESSAGE))?;
                 for (n, m) in messages.into_iter().enumerate() {
                     insert.execute(params![
                         Uuid::now_v7().to_string(),
@@ -364,24 +355,14 @@ impl SqliteStorage {
         .await
     }
 
-    pub async fn get_conversation(&self, conversation_id: Uuid) -> Result<ConversationWithMessages> {
+    async fn get_conversation(&self, conversation_id: Uuid) -> Result<ConversationWithMessages> {
         self.read(move |conn| {
             let conv = conversation_id.to_string();
             let mut conversation = conn
-                .query_row(
-                    // The count is set from the messages read below, so the
-                    // two cannot disagree.
-                    "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, 0 \
-                     FROM conversations c WHERE c.id = ?1",
-                    [&conv],
-                    conversation_from_row,
-                )
+                .query_row(&sql(sql::SELECT_CONVERSATION), [&conv], conversation_from_row)
                 .optional()?
                 .ok_or_else(|| conversation_not_found(conversation_id))?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, conversation_id, turn_number, role, content, metadata, created_at \
-                 FROM messages WHERE conversation_id = ?1 ORDER BY turn_number",
-            )?;
+            let mut stmt = conn.prepare_cached(&sql(sql::SELECT_MESSAGES))?;
             let messages = stmt.query_map([&conv], message_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             conversation.message_count = messages.len() as i64;
             Ok(ConversationWithMessages { conversation, messages })
@@ -389,42 +370,25 @@ impl SqliteStorage {
         .await
     }
 
-    pub async fn list_conversations(&self, query: ConversationQuery) -> Result<ConversationPage> {
+    async fn list_conversations(&self, query: ConversationQuery) -> Result<ConversationPage> {
         self.read(move |conn| {
-            let order = match query.sort_by {
-                SortBy::CreatedAt => "c.created_at DESC, c.id DESC",
-                SortBy::UpdatedAt => "c.updated_at DESC, c.id DESC",
-            };
-            let sql = format!(
-                "SELECT c.id, c.session_id, c.metadata, c.created_at, c.updated_at, \
-                        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
-                 FROM conversations c WHERE (?1 IS NULL OR c.session_id = ?1) ORDER BY {order} LIMIT ?2 OFFSET ?3"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
+            let (page_sql, page, count_sql, count) = sql::list_conversations(Dialect::Sqlite, &query);
+            let mut stmt = conn.prepare_cached(&page_sql)?;
             let conversations = stmt
-                .query_map(params![query.session_id, query.limit, query.offset], conversation_from_row)?
+                .query_map(rusqlite::params_from_iter(&page.params), conversation_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let total = conn.query_row(
-                "SELECT count(*) FROM conversations c WHERE (?1 IS NULL OR c.session_id = ?1)",
-                [&query.session_id],
-                |r| r.get(0),
-            )?;
+            let total = conn.query_row(&count_sql, rusqlite::params_from_iter(&count.params), |r| r.get(0))?;
             Ok(ConversationPage { conversations, total })
         })
         .await
     }
 
-    pub async fn delete_conversation(&self, conversation_id: Uuid, force: bool) -> Result<i64> {
+    async fn delete_conversation(&self, conversation_id: Uuid, force: bool) -> Result<i64> {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let conv = conversation_id.to_string();
             let count: i64 = tx
-                .query_row(
-                    "SELECT (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
-                     FROM conversations c WHERE c.id = ?1",
-                    [&conv],
-                    |r| r.get(0),
-                )
+                .query_row(&sql(sql::COUNT_MESSAGES), [&conv], |r| r.get(0))
                 .optional()?
                 .ok_or_else(|| conversation_not_found(conversation_id))?;
             if count > 0 && !force {
@@ -433,45 +397,33 @@ impl SqliteStorage {
             // Explicitly, rather than through the cascade, so the FTS delete
             // trigger runs for every message.
             tx.execute("DELETE FROM messages WHERE conversation_id = ?1", [&conv])?;
-            tx.execute("DELETE FROM conversations WHERE id = ?1", [&conv])?;
+            tx.execute(&sql(sql::DELETE_CONVERSATION), [&conv])?;
             tx.commit()?;
             Ok(count)
         })
         .await
     }
 
-    pub async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
+    async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
         self.read(move |conn| {
-            let mut params: Params = vec![Box::new(query.terms.fts5())];
-            let mut filters = String::new();
-            if let Some(session) = query.session_id {
-                params.push(Box::new(session));
-                filters.push_str(&format!(" AND c.session_id = ?{}", params.len()));
-            }
-            if let Some(start) = query.start {
-                params.push(Box::new(start.timestamp_micros()));
-                filters.push_str(&format!(" AND m.created_at >= ?{}", params.len()));
-            }
-            if let Some(end) = query.end {
-                params.push(Box::new(end.timestamp_micros()));
-                filters.push_str(&format!(" AND m.created_at <= ?{}", params.len()));
-            }
-            params.push(Box::new(query.limit));
-            let limit = params.len();
-            params.push(Box::new(query.offset));
-            let offset = params.len();
+            let mut filters = Filters::new(Dialect::Sqlite);
+            filters.condition("messages_fts MATCH {}", Param::Text(query.terms.fts5()));
+            sql::search_conditions(&mut filters, &query);
+            let where_clause = filters.where_clause();
+            let limit = filters.bind(Param::Int(query.limit));
+            let offset = filters.bind(Param::Int(query.offset));
             let sql = format!(
                 "SELECT m.id, m.conversation_id, c.session_id, m.turn_number, m.role, m.content, m.created_at, \
                         bm25(messages_fts) AS score \
                  FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid \
                       JOIN conversations c ON c.id = m.conversation_id \
-                 WHERE messages_fts MATCH ?1{filters} \
+                 {where_clause} \
                  ORDER BY score, m.created_at DESC, m.seq \
-                 LIMIT ?{limit} OFFSET ?{offset}"
+                 LIMIT {limit} OFFSET {offset}"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let hits = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |row| {
+                .query_map(rusqlite::params_from_iter(&filters.params), |row| {
                     Ok(SearchHit {
                         message_id: row.get(0)?,
                         conversation_id: row.get(1)?,
@@ -491,30 +443,19 @@ impl SqliteStorage {
         .await
     }
 
-    pub async fn get_startup_context(&self, name: Option<String>) -> Result<Option<StartupContext>> {
+    async fn get_startup_context(&self, name: Option<String>) -> Result<Option<StartupContext>> {
         self.read(move |conn| {
             let row = match name {
-                Some(name) => conn
-                    .query_row(
-                        "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = ?1",
-                        [name],
-                        |r| context_from_row(r, true),
-                    )
-                    .optional()?,
-                None => conn
-                    .query_row(
-                        "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE is_active",
-                        [],
-                        |r| context_from_row(r, true),
-                    )
-                    .optional()?,
-            };
+                Some(name) => conn.query_row(&sql(sql::SELECT_CONTEXT), [name], |r| context_from_row(r, true)),
+                None => conn.query_row(sql::SELECT_ACTIVE_CONTEXT, [], |r| context_from_row(r, true)),
+            }
+            .optional()?;
             Ok(row)
         })
         .await
     }
 
-    pub async fn set_startup_context(
+    async fn set_startup_context(
         &self,
         name: String,
         content: String,
@@ -524,63 +465,44 @@ impl SqliteStorage {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = Utc::now().timestamp_micros();
             if set_active {
-                tx.execute(
-                    "UPDATE startup_contexts SET is_active = 0, updated_at = ?2 WHERE is_active AND name <> ?1",
-                    params![name, now],
-                )?;
+                tx.execute(&sql(sql::DEACTIVATE_OTHER_CONTEXTS), params![name, now])?;
             }
             let existed: bool =
                 tx.query_row("SELECT EXISTS (SELECT 1 FROM startup_contexts WHERE name = ?1)", [&name], |r| r.get(0))?;
-            tx.execute(
-                "INSERT INTO startup_contexts (name, content, is_active, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?4) \
-                 ON CONFLICT (name) DO UPDATE SET content = excluded.content, \
-                     is_active = startup_contexts.is_active OR excluded.is_active, updated_at = excluded.updated_at",
-                params![name, content, set_active, now],
-            )?;
-            let context = tx.query_row(
-                "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = ?1",
-                [&name],
-                |r| context_from_row(r, true),
-            )?;
+            tx.execute(&sql(sql::UPSERT_CONTEXT), params![name, content, set_active, now])?;
+            let context = tx.query_row(&sql(sql::SELECT_CONTEXT), [&name], |r| context_from_row(r, true))?;
             tx.commit()?;
             Ok((context, !existed))
         })
         .await
     }
 
-    pub async fn list_startup_contexts(&self, include_content: bool) -> Result<Vec<StartupContext>> {
+    async fn list_startup_contexts(&self, include_content: bool) -> Result<Vec<StartupContext>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts ORDER BY name",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::LIST_CONTEXTS)?;
             Ok(stmt.query_map([], |r| context_from_row(r, include_content))?.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
 
-    pub async fn delete_startup_context(&self, name: String, force: bool) -> Result<StartupContext> {
+    async fn delete_startup_context(&self, name: String, force: bool) -> Result<StartupContext> {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let context = tx
-                .query_row(
-                    "SELECT name, content, is_active, created_at, updated_at FROM startup_contexts WHERE name = ?1",
-                    [&name],
-                    |r| context_from_row(r, false),
-                )
+                .query_row(&sql(sql::SELECT_CONTEXT), [&name], |r| context_from_row(r, false))
                 .optional()?
                 .ok_or_else(|| context_not_found(&name))?;
             if context.is_active && !force {
                 return Err(context_is_active(&name));
             }
-            tx.execute("DELETE FROM startup_contexts WHERE name = ?1", [&name])?;
+            tx.execute(&sql(sql::DELETE_CONTEXT), [&name])?;
             tx.commit()?;
             Ok(context)
         })
         .await
     }
 
-    pub async fn store_logs(&self, logs: Vec<NewLog>) -> Result<LogBatchStored> {
+    async fn store_logs(&self, logs: Vec<NewLog>) -> Result<LogBatchStored> {
         if logs.is_empty() {
             return Ok(LogBatchStored { stored: 0, duplicates: 0 });
         }
@@ -612,45 +534,25 @@ impl SqliteStorage {
         .await
     }
 
-    pub async fn query_logs(&self, query: LogQuery) -> Result<Vec<LogRecord>> {
+    async fn query_logs(&self, query: LogQuery) -> Result<Vec<LogRecord>> {
         self.read(move |conn| {
-            let mut params: Params = Vec::new();
-            let mut filters: Vec<String> = Vec::new();
-            if let Some(trace) = query.trace_id {
-                params.push(Box::new(trace));
-                filters.push(format!("trace_id = ?{}", params.len()));
+            let mut filters = Filters::new(Dialect::Sqlite);
+            sql::log_conditions(&mut filters, &query);
+            if let Some(search) = &query.search {
+                filters.condition(
+                    "seq IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH {})",
+                    Param::Text(search.fts5()),
+                );
             }
-            if let Some(component) = query.component {
-                params.push(Box::new(component));
-                filters.push(format!("component = ?{}", params.len()));
-            }
-            if let Some(level) = query.min_level {
-                params.push(Box::new(level.rank()));
-                filters.push(format!("level_rank >= ?{}", params.len()));
-            }
-            if let Some(start) = query.start {
-                params.push(Box::new(start.timestamp_micros()));
-                filters.push(format!("created_at >= ?{}", params.len()));
-            }
-            if let Some(end) = query.end {
-                params.push(Box::new(end.timestamp_micros()));
-                filters.push(format!("created_at <= ?{}", params.len()));
-            }
-            if let Some(search) = query.search {
-                params.push(Box::new(search.fts5()));
-                filters.push(format!("seq IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?{})", params.len()));
-            }
-            params.push(Box::new(query.limit));
-            let where_clause =
-                if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
+            let where_clause = filters.where_clause();
+            let limit = filters.bind(Param::Int(query.limit));
             let sql = format!(
-                "SELECT id, component, level, message, trace_id, data, created_at FROM logs {where_clause} \
-                 ORDER BY created_at DESC, seq DESC LIMIT ?{}",
-                params.len()
+                "SELECT {} FROM logs {where_clause} ORDER BY created_at DESC, seq DESC LIMIT {limit}",
+                sql::LOG_COLUMNS
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let logs = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |row| {
+                .query_map(rusqlite::params_from_iter(&filters.params), |row| {
                     Ok(LogRecord {
                         id: row.get(0)?,
                         component: row.get(1)?,
@@ -667,33 +569,26 @@ impl SqliteStorage {
         .await
     }
 
-    pub async fn clear_logs(&self, component: Option<String>, before: Option<DateTime<Utc>>) -> Result<i64> {
+    async fn clear_logs(&self, component: Option<String>, before: Option<DateTime<Utc>>) -> Result<i64> {
         self.write(move |conn| {
-            let deleted = conn.execute(
-                "DELETE FROM logs WHERE (?1 IS NULL OR component = ?1) AND (?2 IS NULL OR created_at < ?2)",
-                params![component, before.map(|t| t.timestamp_micros())],
-            )?;
-            Ok(deleted as i64)
+            let (sql, filters) = sql::clear_logs(Dialect::Sqlite, component, before);
+            Ok(conn.execute(&sql, rusqlite::params_from_iter(&filters.params))? as i64)
         })
         .await
     }
 
-    pub async fn log_stats(&self) -> Result<LogStats> {
+    async fn log_stats(&self) -> Result<LogStats> {
         self.read(move |conn| {
             let (total, oldest, newest): (i64, Option<i64>, Option<i64>) =
-                conn.query_row("SELECT count(*), min(created_at), max(created_at) FROM logs", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+                conn.query_row(sql::LOG_TOTALS, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             let mut by_level: BTreeMap<String, i64> =
                 LogLevel::ALL.iter().map(|l| (l.as_str().to_owned(), 0)).collect();
-            let mut stmt = conn.prepare_cached("SELECT level, count(*) FROM logs GROUP BY level")?;
+            let mut stmt = conn.prepare_cached(sql::LOG_COUNTS_BY_LEVEL)?;
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (level, n) = row?;
                 by_level.insert(level, n);
             }
-            let mut stmt = conn.prepare_cached(
-                "SELECT component, count(*) AS n FROM logs GROUP BY component ORDER BY n DESC LIMIT 100",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::LOG_COUNTS_BY_COMPONENT)?;
             let by_component = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
@@ -816,6 +711,14 @@ fn context_from_row(row: &Row<'_>, include_content: bool) -> rusqlite::Result<St
         created_at: micros_column(row, 3)?,
         updated_at: micros_column(row, 4)?,
     })
+}
+
+/// SQLite's errors become storage errors here, so nothing outside this
+/// backend knows the engine's error types.
+impl From<rusqlite::Error> for DeweyError {
+    fn from(e: rusqlite::Error) -> Self {
+        DeweyError::Storage { message: e.to_string(), source: Some(Box::new(e)) }
+    }
 }
 
 #[cfg(test)]

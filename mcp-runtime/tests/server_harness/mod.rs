@@ -156,10 +156,19 @@ impl Client {
         response
     }
 
-    /// Fails if any message arrives within `window`.
+    /// Fails if any message arrives within `window`, or if the connection
+    /// ends: a closed connection is not a quiet one. Keepalive pings and
+    /// pongs are not messages.
     pub async fn expect_silence(&mut self, window: Duration) {
-        if let Ok(Some(message)) = tokio::time::timeout(window, self.ws.next()).await {
-            panic!("expected no message, got {message:?}");
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(message))) => panic!("expected no message, got {message:?}"),
+                Ok(Some(Err(e))) => panic!("expected a quiet connection, but it failed: {e}"),
+                Ok(None) => panic!("expected a quiet connection, but it ended"),
+            }
         }
     }
 

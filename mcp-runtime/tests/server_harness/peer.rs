@@ -53,7 +53,9 @@ impl Served {
                 let shutdown = service.shutdown_handle();
                 let (client, server) = tokio::io::duplex(64 * 1024);
                 let (read, write) = tokio::io::split(server);
-                let task = tokio::spawn(service.serve_io(read, write));
+                let task = tokio::spawn(async move {
+                    service.serve_io(read, write).await.map_err(|e| panic!("stdio failed: {e}"))
+                });
                 Served { kind, addr: None, shutdown, task, stdio: Some(client) }
             }
         }

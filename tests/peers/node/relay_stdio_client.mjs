@@ -49,8 +49,12 @@ report.add = summarize(await client.callTool({ name: "add", arguments: { a: 2, b
 
 // A long call in flight when the backend dies gets an error, not silence.
 const lost = {};
+let running;
+const firstProgress = new Promise((resolve) => {
+  running = resolve;
+});
 const longCall = client
-  .callTool({ name: "slow", arguments: { steps: 100 } })
+  .callTool({ name: "slow", arguments: { steps: 100 } }, undefined, { onprogress: () => running() })
   .then((r) => {
     lost.result = summarize(r);
   })
@@ -61,7 +65,8 @@ const longCall = client
   .finally(() => {
     lost.at = performance.now();
   });
-await new Promise((r) => setTimeout(r, 500));
+// Its first progress: the backend is working on it.
+await firstProgress;
 control("kill");
 await lines.next();
 const killedAt = performance.now();

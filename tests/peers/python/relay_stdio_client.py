@@ -57,10 +57,14 @@ async def main(relay: str, url: str) -> dict:
 
             # A long call in flight when the backend dies gets an error, not silence.
             lost: dict = {}
+            running = anyio.Event()
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                running.set()
 
             async def long_call() -> None:
                 try:
-                    result = await session.call_tool("slow", {"steps": 100})
+                    result = await session.call_tool("slow", {"steps": 100}, progress_callback=on_progress)
                     lost["result"] = summarize(result)
                 except MCPError as e:
                     lost["error_code"] = e.code
@@ -69,7 +73,8 @@ async def main(relay: str, url: str) -> dict:
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(long_call)
-                await anyio.sleep(0.5)
+                # Its first progress: the backend is working on it.
+                await running.wait()
                 control("kill")
                 await wait_for_go()
                 killed_at = time.monotonic()
