@@ -8,8 +8,9 @@ use dewey::{MessageFiles, Storage, StorageConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Listing the tools or printing help must not create a database.
-    if std::env::args().skip(1).any(|a| a.starts_with('-')) {
+    // Listing the tools or printing help must not create a database (and
+    // `--stdio` must, so it goes on below).
+    if std::env::args().skip(1).any(|a| a.starts_with('-') && a != "--stdio") {
         return dewey::tools().run().await;
     }
     // Opening the storage logs (migrations): the subscriber must exist first.

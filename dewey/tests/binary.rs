@@ -99,3 +99,49 @@ async fn lists_tools_without_storage() {
     assert!(catalog.contains("## `dewey_store_logs_batch`") && catalog.contains("15 tools"), "{catalog}");
     assert!(!cwd.path().join("dewey-data").exists());
 }
+
+#[tokio::test]
+async fn serves_stdio_with_its_storage() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dewey"))
+        .arg("--stdio")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("DEWEY_DATA_DIR")
+        .env_remove("DEWEY_FILES_DIR")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the dewey binary starts");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for message in [
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"dewey_begin_conversation","arguments":{"session_id":"stdio"}}}),
+    ] {
+        stdin.write_all(format!("{message}\n").as_bytes()).await.unwrap();
+    }
+    // Only protocol on stdout: every line is a JSON-RPC response here.
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("dewey answers within a minute")
+            .unwrap()
+            .expect("dewey keeps stdout open");
+        let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried {line:?}: {e}"));
+        answers.push(answer);
+    }
+    assert_eq!(answers[0]["result"]["serverInfo"]["name"], "dewey", "{:?}", answers[0]);
+    assert!(answers[1]["result"]["structuredContent"]["conversation_id"].is_string(), "{:?}", answers[1]);
+    // End of input: it drains and exits 0.
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("dewey exits").unwrap();
+    assert!(status.success(), "{status}");
+    assert!(dir.path().join("dewey-data").exists(), "the SQLite store was opened");
+}
