@@ -47,14 +47,38 @@ fn render_tool(out: &mut String, tool: &Tool) {
         let _ = writeln!(out, "Hints: {hints}.\n");
     }
     render_parameters(out, tool.input_schema());
-    match tool.output_schema() {
+    match tool.result_schema() {
+        Some(schema) if tool.wraps_result() => {
+            let _ = writeln!(
+                out,
+                "**Output** (`structuredContent`): {}; before protocol 2026-07-28, wrapped as `{{\"result\": ...}}`.",
+                value_summary(schema)
+            );
+        }
         Some(schema) => {
-            let _ = writeln!(out, "**Output** (`structuredContent`): {}", object_summary(schema));
+            let _ = writeln!(out, "**Output** (`structuredContent`): {}", value_summary(schema));
         }
         None => {
-            let _ = writeln!(out, "**Output**: text.");
+            let _ = writeln!(out, "**Output**: content blocks only (no `outputSchema`).");
         }
     }
+}
+
+/// An object's fields, an array of objects' fields, or a short type.
+fn value_summary(schema: &Value) -> String {
+    let Some(map) = schema.as_object() else { return "any JSON".to_owned() };
+    if map.get("type").and_then(Value::as_str) == Some("object") {
+        return object_summary(map);
+    }
+    let items = map.get("items").and_then(Value::as_object);
+    if map.get("type").and_then(Value::as_str) == Some("array")
+        && let Some(items) = items.filter(|i| i.contains_key("properties"))
+    {
+        let fields = object_summary(items);
+        return format!("an array of objects, each {}", fields.trim_start_matches("an object ").trim_end_matches('.'))
+            + ".";
+    }
+    format!("{}.", type_name(schema))
 }
 
 fn annotation_text(a: &Annotations) -> Option<String> {

@@ -1,9 +1,12 @@
 //! Building, binding, serving and shutting down an MCP server, and `run()`,
 //! the whole `main` of a tool binary.
 
+use std::any::TypeId;
 use std::fmt;
-use std::io::Write;
+use std::future::Future;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use tracing::Instrument;
 use crate::catalog;
 use crate::dispatch::ServerCore;
 use crate::error::Error;
-use crate::extract::StateMap;
+use crate::extract::{State, StateMap};
 use crate::registry::Registry;
 use crate::tool::{self, Tool, ToolFactory};
 use crate::transport::{self, TransportConfig};
@@ -33,22 +36,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Entry point: `Server::builder("name", "1.0.0")`.
 ///
-/// A binary's whole `main`:
-///
-/// ```no_run
-/// use mcp_runtime::{Server, mcp_tool};
-///
-/// /// Adds two integers.
-/// #[mcp_tool]
-/// async fn add(a: i64, b: i64) -> i64 {
-///     a + b
-/// }
-///
-/// #[tokio::main]
-/// async fn main() -> std::process::ExitCode {
-///     Server::builder("adder", "1.0.0").discover_tools().default_port(9000).run().await
-/// }
-/// ```
+/// A binary's whole `main` is
+/// `Server::builder("adder", "1.0.0").discover_tools().default_port(9000).run().await`
+/// (the README's quick start has the complete file); [`ServerBuilder::run`]
+/// handles the command line, [`ServerArgs`] lets a service add flags of its own.
 ///
 /// In a library or a test, bind and serve yourself:
 ///
@@ -98,6 +89,7 @@ impl Server {
             instructions: None,
             tools: Vec::new(),
             state: StateMap::default(),
+            setup: None,
             default_port: 0,
             tools_page_size: None,
             max_message_size: None,
@@ -110,8 +102,10 @@ impl Server {
 }
 
 /// Collects tools, state and limits. Nothing is checked until
-/// [`ServerBuilder::bind`] (or [`ServerBuilder::run`]), which fails on
-/// duplicate tool names and on missing `State<T>`.
+/// [`ServerBuilder::bind`] (or [`ServerBuilder::run`], or `--list-tools`),
+/// which reports every problem at once: each duplicate tool name, each
+/// `State<T>` the tools take and the builder lacks (naming every tool that
+/// takes it), each tool definition the compiler could not check.
 ///
 /// Limits can also come from the environment, which wins over the builder
 /// so operators can tune a binary without rebuilding it: `MCP_TOOLS_PAGE_SIZE`,
@@ -123,6 +117,7 @@ pub struct ServerBuilder {
     instructions: Option<String>,
     tools: Vec<Tool>,
     state: StateMap,
+    setup: Option<Setup>,
     default_port: u16,
     tools_page_size: Option<usize>,
     max_message_size: Option<usize>,
@@ -168,6 +163,64 @@ impl ServerBuilder {
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(value);
         self
+    }
+
+    /// State made by `setup`, which [`ServerBuilder::run`] awaits after the
+    /// command line is handled and logging is set up, before binding: so
+    /// `--help` and `--list-tools` never open a database. It returns one
+    /// `State(value)` or a tuple of up to four; their types count as present
+    /// for `--list-tools`'s checks. An `Err` stops the server, printed as
+    /// `error: {e}`.
+    ///
+    /// ```no_run
+    /// # #[derive(Clone)] struct Db;
+    /// # impl Db { async fn open(_: &str) -> Result<Db, String> { Ok(Db) } }
+    /// use mcp_runtime::{Server, State};
+    ///
+    /// # async fn example() -> std::process::ExitCode {
+    /// Server::builder("notes", "1.0.0")
+    ///     .discover_tools()
+    ///     .state_from(|| async {
+    ///         let url = std::env::var("NOTES_DB").map_err(|_| "set NOTES_DB".to_owned())?;
+    ///         Ok::<_, String>(State(Db::open(&url).await?))
+    ///     })
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// Only [`ServerBuilder::run`] runs it; [`ServerBuilder::bind`] checks
+    /// the state that is there.
+    pub fn state_from<S, F, Fut, E>(mut self, setup: F) -> Self
+    where
+        S: StateSet,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        let make: SetupFn = Box::new(move || {
+            Box::pin(async move {
+                let set = setup().await.map_err(|e| e.to_string())?;
+                let mut state = StateMap::default();
+                set.insert_into(&mut state);
+                Ok(state)
+            })
+        });
+        self.setup = Some(Setup { make, provides: S::types() });
+        self
+    }
+
+    /// The start-up checks `bind()` and `--list-tools` run, without binding:
+    /// every problem at once, in one [`Error`] (see [`Error::problems`]).
+    /// State `state_from` will make counts as present.
+    pub fn check(&self) -> Result<(), Error> {
+        self.registry().map(drop)
+    }
+
+    fn registry(&self) -> Result<Registry, Error> {
+        let provides: &[TypeId] = self.setup.as_ref().map_or(&[], |s| &s.provides);
+        let has_state = |type_id: TypeId| self.state.contains(type_id) || provides.contains(&type_id);
+        Registry::build(self.tools.clone(), Some(&has_state))
     }
 
     /// Text `initialize` and `server/discover` return to tell the model how to use the tools.
@@ -219,9 +272,10 @@ impl ServerBuilder {
         self
     }
 
-    /// The Markdown tool catalog (what `--list-tools` prints).
+    /// The Markdown tool catalog (what `--list-tools` prints), after the
+    /// same checks as [`ServerBuilder::check`].
     pub fn catalog_markdown(&self) -> Result<String, Error> {
-        let registry = Registry::build(self.tools.clone(), None)?;
+        let registry = self.registry()?;
         Ok(catalog::markdown(
             &self.name,
             &self.version,
@@ -257,7 +311,8 @@ impl ServerBuilder {
             )));
         }
 
-        let registry = Registry::build(self.tools, Some(&self.state))?;
+        let has_state = |type_id: TypeId| self.state.contains(type_id);
+        let registry = Registry::build(self.tools, Some(&has_state))?;
         let core = ServerCore::new(
             self.name,
             self.version,
@@ -287,25 +342,41 @@ impl ServerBuilder {
         })
     }
 
-    /// The whole `main` of a tool binary; see the crate docs. Returns the
-    /// process exit code: 0 after a clean shutdown or `--list-tools`.
+    /// The whole `main` of a tool binary: reads the command line
+    /// ([`ServerArgs`]: `--help`, `--list-tools`, `--host`, `--port`, with
+    /// the environment variables and defaults listed in `--help`), then
+    /// [`ServerBuilder::run_with`]. Returns the process exit code: 0 after a
+    /// clean shutdown, `--help` or `--list-tools`, 2 for a bad command line,
+    /// 1 when the server cannot start.
     pub async fn run(self) -> ExitCode {
-        let program = std::env::args().next().unwrap_or_else(|| "server".to_owned());
-        let mut list_tools = false;
-        for arg in std::env::args().skip(1) {
-            match arg.as_str() {
-                "--list-tools" => list_tools = true,
-                "-h" | "--help" => {
-                    println!("{}", usage(&program, &self.name, &self.version));
-                    return ExitCode::SUCCESS;
-                }
-                other => {
-                    eprintln!("error: unknown argument `{other}`\n\n{}", usage(&program, &self.name, &self.version));
-                    return ExitCode::from(2);
-                }
+        let command = self.command();
+        let args = command.try_get_matches().and_then(|m| <ServerArgs as clap::FromArgMatches>::from_arg_matches(&m));
+        match args {
+            Ok(args) => self.run_with(args).await,
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
             }
         }
-        if list_tools {
+    }
+
+    /// The command line [`ServerBuilder::run`] parses: [`ServerArgs`]
+    /// under this server's name and version, with its default port shown.
+    pub fn command(&self) -> clap::Command {
+        let command = <ServerArgs as clap::Args>::augment_args(clap::Command::new(self.name.clone()));
+        ServerArgs::with_defaults(command, self.default_port)
+            .version(self.version.clone())
+            .about(format!("{} {}: an MCP server over WebSocket", self.name, self.version))
+    }
+
+    /// [`ServerBuilder::run`] with the command line already parsed, for a
+    /// service whose own `clap` parser flattens [`ServerArgs`] in. With
+    /// `--list-tools`, prints the catalog after the start-up checks and
+    /// returns; otherwise sets up logging, awaits
+    /// [`state_from`](ServerBuilder::state_from), binds, prints
+    /// `listening on ws://IP:PORT` on stdout and serves until SIGINT/SIGTERM.
+    pub async fn run_with(mut self, args: ServerArgs) -> ExitCode {
+        if args.list_tools {
             return match self.catalog_markdown() {
                 Ok(markdown) => {
                     print!("{markdown}");
@@ -320,17 +391,17 @@ impl ServerBuilder {
 
         init_tracing();
         raise_open_file_limit();
-        let host = std::env::var("MCP_HOST").unwrap_or_else(|_| "0.0.0.0".to_owned());
-        let port = match std::env::var("MCP_PORT") {
-            Err(_) => self.default_port,
-            Ok(text) => match text.trim().parse::<u16>() {
-                Ok(port) => port,
-                Err(_) => {
-                    eprintln!("error: MCP_PORT must be a port number from 0 to 65535, got {text:?}");
-                    return ExitCode::from(2);
+        if let Some(setup) = self.setup.take() {
+            match (setup.make)().await {
+                Ok(state) => self.state.extend(state),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
                 }
-            },
-        };
+            }
+        }
+        let host = args.host;
+        let port = args.port.unwrap_or(self.default_port);
         let addr = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {
@@ -366,6 +437,119 @@ impl ServerBuilder {
         }
     }
 }
+
+/// The framework's command line. [`ServerBuilder::run`] parses it alone; a
+/// service with flags or subcommands of its own flattens it into its own
+/// `clap` parser and calls [`ServerBuilder::run_with`]:
+///
+/// ```no_run
+/// use clap::Parser;
+/// use mcp_runtime::{Server, ServerArgs};
+///
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     server: ServerArgs,
+///     /// Where the notes live
+///     #[arg(long, env = "NOTES_DIR", default_value = "./notes")]
+///     notes_dir: std::path::PathBuf,
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     let cli = Cli::parse();
+///     # let _ = &cli.notes_dir;
+///     Server::builder("notes", "1.0.0").discover_tools().default_port(9000).run_with(cli.server).await
+/// }
+/// ```
+///
+/// (`ServerArgs::with_defaults(Cli::command(), 9000)` shows the service's
+/// port as `--port`'s default in `--help`, as `run()` does.)
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = ENVIRONMENT_HELP)]
+pub struct ServerArgs {
+    /// Check the server as if starting it, print the tool catalog as Markdown and exit
+    #[arg(long)]
+    pub list_tools: bool,
+    /// Address to listen on
+    #[arg(long, env = "MCP_HOST", default_value = "0.0.0.0", value_name = "ADDR")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one [default: the service's port]
+    #[arg(long, env = "MCP_PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        ServerArgs { list_tools: false, host: "0.0.0.0".to_owned(), port: None }
+    }
+}
+
+impl ServerArgs {
+    /// `command` (which includes these arguments) with `default_port`
+    /// shown as `--port`'s default.
+    pub fn with_defaults(command: clap::Command, default_port: u16) -> clap::Command {
+        command.mut_arg("port", |arg| {
+            arg.default_value(default_port.to_string()).help("Port to listen on; 0 picks a free one")
+        })
+    }
+}
+
+/// The settings only the environment sets, with their defaults.
+const ENVIRONMENT_HELP: &str = "\
+Environment (these win over the service's builder):
+  RUST_LOG                 log filter for stderr [default: info]
+  MCP_TOOLS_PAGE_SIZE      tools per tools/list page [default: 100]
+  MCP_MAX_MESSAGE_SIZE     largest message in bytes [default: 16777216]
+  MCP_MAX_IN_FLIGHT        running calls per connection [default: 64]
+  MCP_MAX_CONNECTIONS      open connections [default: 10000]
+  MCP_PING_INTERVAL_SECS   keepalive period, 0 = off [default: 30]
+  MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown [default: 10]";
+
+type SetupFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<StateMap, String>> + Send>> + Send>;
+
+/// `state_from`'s work and the state types it promises.
+struct Setup {
+    make: SetupFn,
+    provides: Vec<TypeId>,
+}
+
+/// What [`ServerBuilder::state_from`] may return: one `State(value)` or a
+/// tuple of up to four, each value becoming state of its type.
+pub trait StateSet: Send + 'static {
+    fn types() -> Vec<TypeId>;
+    fn insert_into(self, state: &mut StateMap);
+}
+
+impl<T: Clone + Send + Sync + 'static> StateSet for State<T> {
+    fn types() -> Vec<TypeId> {
+        vec![TypeId::of::<T>()]
+    }
+
+    fn insert_into(self, state: &mut StateMap) {
+        state.insert(self.0);
+    }
+}
+
+macro_rules! state_tuples {
+    ($(($($name:ident),+)),+) => {$(
+        impl<$($name: StateSet),+> StateSet for ($($name,)+) {
+            fn types() -> Vec<TypeId> {
+                let mut types = Vec::new();
+                $(types.extend($name::types());)+
+                types
+            }
+
+            #[allow(non_snake_case)]
+            fn insert_into(self, state: &mut StateMap) {
+                let ($($name,)+) = self;
+                $($name.insert_into(state);)+
+            }
+        }
+    )+};
+}
+
+state_tuples!((A, B), (A, B, C), (A, B, C, D));
 
 /// A server with its socket open, ready to [`serve`](BoundServer::serve).
 pub struct BoundServer {
@@ -475,26 +659,6 @@ fn setting(env: &str, builder: Option<usize>, default: usize) -> Result<usize, E
     Ok(env_value::<usize>(env)?.or(builder).unwrap_or(default))
 }
 
-fn usage(program: &str, name: &str, version: &str) -> String {
-    format!(
-        "{name} {version}: an MCP server over WebSocket\n\n\
-         Usage: {program} [--list-tools]\n\n\
-         Options:\n  \
-           --list-tools  print the tool catalog as Markdown and exit\n  \
-           -h, --help    print this help\n\n\
-         Environment:\n  \
-           MCP_HOST                 address to listen on (default 0.0.0.0)\n  \
-           MCP_PORT                 port to listen on (0 picks a free one)\n  \
-           RUST_LOG                 log filter for stderr (default info)\n  \
-           MCP_TOOLS_PAGE_SIZE      tools per tools/list page (default 100)\n  \
-           MCP_MAX_MESSAGE_SIZE     largest message in bytes (default 16777216)\n  \
-           MCP_MAX_IN_FLIGHT        running calls per connection (default 64)\n  \
-           MCP_MAX_CONNECTIONS      open connections (default 10000)\n  \
-           MCP_PING_INTERVAL_SECS   keepalive period, 0 = off (default 30)\n  \
-           MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown (default 10)"
-    )
-}
-
 /// Installs the stderr log subscriber `run()` uses (filter from `RUST_LOG`,
 /// default `info`). Call it first when a service logs before `run()` (opening
 /// a database, migrations); `run()` then keeps it. A subscriber the
@@ -502,8 +666,11 @@ fn usage(program: &str, name: &str, version: &str) -> String {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: not in files, pipes or CI logs.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A subscriber installed by the application first wins.
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).try_init();
 }
 
 /// Each connection is a file descriptor; the usual soft limit of 1024 would
