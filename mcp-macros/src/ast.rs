@@ -101,6 +101,33 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
     }
 }
 
+/// The type to name when `ty` lacks a trait: the element of a container
+/// (`Hit` in `Vec<Hit>`, `Option<Vec<Hit>>`, a map's values...), found by
+/// name, since rustc only quotes the outer type's message when the outer
+/// type itself is the one missing the trait.
+pub(crate) fn blamed_type(ty: &Type) -> &Type {
+    const CONTAINERS: [&str; 11] =
+        ["Vec", "VecDeque", "Option", "Box", "Arc", "Rc", "BTreeSet", "HashSet", "BTreeMap", "HashMap", "IndexMap"];
+    match ty {
+        Type::Array(a) => blamed_type(&a.elem),
+        Type::Slice(s) => blamed_type(&s.elem),
+        Type::Group(g) => blamed_type(&g.elem),
+        Type::Paren(p) => blamed_type(&p.elem),
+        Type::Path(tp) if tp.qself.is_none() => {
+            let Some(last) = tp.path.segments.last() else { return ty };
+            if !CONTAINERS.iter().any(|c| last.ident == c) {
+                return ty;
+            }
+            let PathArguments::AngleBracketed(args) = &last.arguments else { return ty };
+            match args.args.iter().rev().find_map(|a| if let GenericArgument::Type(t) = a { Some(t) } else { None }) {
+                Some(inner) => blamed_type(inner),
+                None => ty,
+            }
+        }
+        _ => ty,
+    }
+}
+
 /// `T` for `Option<T>` / `std::option::Option<T>`, detected syntactically.
 fn option_inner(ty: &Type) -> Option<&Type> {
     let Type::Path(tp) = ty else { return None };

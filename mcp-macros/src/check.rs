@@ -77,7 +77,20 @@ fn check_name(cx: &Ctxt, tool: &Tool<'_>) {
     }
 }
 
+/// The runtime reads parameters into tuples of up to this many slots
+/// (`mcp_runtime::__private::MAX_PARAMETERS`).
+const MAX_PARAMETERS: usize = 20;
+
 fn check_params(cx: &Ctxt, tool: &Tool<'_>) {
+    if let Some(extra) = tool.params.get(MAX_PARAMETERS) {
+        cx.error_spanned_by(
+            extra.original,
+            format!(
+                "#[mcp_tool] takes at most {MAX_PARAMETERS} parameters; group related arguments into a struct \
+                 (one parameter whose fields are nested arguments), or use `#[mcp(flatten)]`"
+            ),
+        );
+    }
     let mut flattened = None;
     for param in &tool.params {
         if param.ident.is_none() {

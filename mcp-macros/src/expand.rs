@@ -8,11 +8,11 @@
 //! cannot see traits, and an import can rename any type.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, Type};
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, Type};
 
-use crate::ast::{Output, Param, Tool};
+use crate::ast::{Output, Param, Tool, blamed_type};
 use crate::attr;
 
 /// The user's fn with the parameter attributes rustc would reject removed.
@@ -34,7 +34,7 @@ pub(crate) fn user_fn(item: &ItemFn) -> ItemFn {
 // would be reported on the attribute instead); the `__mcp_` prefix keeps
 // them apart from the user's names.
 const CALL: &str = "__mcp_call";
-const ARGS: &str = "__mcp_args";
+const ARGS: &str = "__mcp_slots";
 const SIGNATURE: &str = "__mcp_signature";
 
 pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
@@ -47,16 +47,12 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
 
     let params: Vec<ParamCode> = tool.params.iter().enumerate().map(|(index, param)| ParamCode::new(index, param)).collect();
     let describe = params.iter().map(|p| &p.describe);
-    let reads = params.iter().map(|p| &p.read);
+    let slots = params.iter().map(|p| &p.slot);
     let injects = params.iter().map(|p| &p.inject);
     let helper_fns = params.iter().map(|p| &p.helper_fns);
     let values = params.iter().map(|p| &p.value);
     let names = tool.params.iter().map(|p| p.name.as_str());
     let count = tool.params.len();
-    let flatten = match tool.params.iter().position(|p| p.attrs.flatten.is_some()) {
-        Some(index) => quote!(::core::option::Option::Some(#index)),
-        None => quote!(::core::option::Option::None),
-    };
 
     let result = ResultCode::new(tool);
     let (out_span, returned, into_value, result_kind) = (result.span, &result.returned, &result.into_value, &result.kind);
@@ -70,10 +66,8 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
             Output = ::core::result::Result<__mcp::ToolOutput, __mcp::CallError>,
         > + 'static {
             async move {
-                let mut #args = __mcp::Arguments::parse(&#call, &__MCP_NAMES, #flatten)?;
-                #(#reads)*
-                #args.check()?;
-                ::core::mem::drop(#args);
+                let mut #args = (#(#slots,)*);
+                __mcp::read_arguments(&#call, &__MCP_NAMES, &mut #args)?;
                 #(#injects)*
                 // The raw arguments are parsed by now; do not hold them while the tool runs.
                 ::core::mem::drop(#call);
@@ -146,9 +140,9 @@ struct ParamCode {
     value: Ident,
     /// `tool()`: adds the parameter to the `Signature`.
     describe: TokenStream,
-    /// The handler: reads an argument into `Option<T>` (injected: `None`).
-    read: TokenStream,
-    /// The handler, once the arguments are valid: the value (injected: built).
+    /// The handler: the parameter's slot in the tuple the arguments fill.
+    slot: TokenStream,
+    /// The handler, once the arguments are read: the value (injected: built).
     inject: TokenStream,
     /// The fn a default expression becomes.
     helper_fns: TokenStream,
@@ -159,14 +153,16 @@ impl ParamCode {
         let ty = param.ty;
         let ty_span = ty.span();
         let value = format_ident!("__mcp_param{}", index, span = Span::mixed_site());
-        let read_value = format_ident!("__mcp_read{}", index, span = Span::mixed_site());
         let call = Ident::new(CALL, ty_span);
         let args = Ident::new(ARGS, ty_span);
         let signature = Ident::new(SIGNATURE, ty_span);
+        let position = syn::Index::from(index);
         let schema_ty: &Type = param.option_inner.unwrap_or(ty);
-        // Errors about the type point at it (`U` for an `Option<U>`).
-        let kind = quote_spanned! {schema_ty.span()=>
-            (&&&&__mcp::Probe::<#ty, #schema_ty>::new()).__mcp_param_kind()
+        // Errors about the type name and point at the type to fix (`Hit`
+        // for a `Vec<Hit>`).
+        let blamed = blamed_type(ty);
+        let kind = quote_spanned! {blamed.span()=>
+            (&&&&__mcp::Probe::<#ty, #schema_ty, #blamed>::new()).__mcp_param_kind()
         };
         let name = &param.name;
         let description = match &param.description {
@@ -175,10 +171,10 @@ impl ParamCode {
         };
         let mut helper_fns = TokenStream::new();
 
-        let (describe, read) = if param.attrs.flatten.is_some() {
+        let (describe, slot) = if param.attrs.flatten.is_some() {
             (
                 quote_spanned! {ty_span=> #kind.describe_flatten(&mut #signature, #name); },
-                quote_spanned! {ty_span=> let #read_value = #kind.read_flatten(&mut #args, #index); },
+                quote_spanned! {ty_span=> #kind.slot_whole() },
             )
         } else if let Some(default) = &param.attrs.default {
             let default_span = default.span();
@@ -195,9 +191,7 @@ impl ParamCode {
                 quote_spanned! {default_span=>
                     #kind.describe_default::<#schema_ty>(&mut #signature, #name, #description, #default_fn);
                 },
-                quote_spanned! {ty_span=>
-                    let #read_value = #kind.read(&mut #args, #index, __mcp::Missing::Default(#default_fn));
-                },
+                quote_spanned! {ty_span=> #kind.slot(__mcp::Missing::Default(#default_fn)) },
             )
         } else {
             let required = param.option_inner.is_none();
@@ -209,13 +203,13 @@ impl ParamCode {
                 quote_spanned! {ty_span=>
                     #kind.describe::<#schema_ty>(&mut #signature, #name, #description, #required);
                 },
-                quote_spanned! {ty_span=> let #read_value = #kind.read(&mut #args, #index, #missing); },
+                quote_spanned! {ty_span=> #kind.slot(#missing) },
             )
         };
         let inject = quote_spanned! {ty_span=>
-            let #value = #kind.inject(&#call, #read_value)?;
+            let #value = #kind.inject(&#call, #args.#position)?;
         };
-        ParamCode { value, describe, read, inject, helper_fns }
+        ParamCode { value, describe, slot, inject, helper_fns }
     }
 }
 
@@ -243,8 +237,24 @@ impl ResultCode {
             Output::Plain(Some(ty)) => quote!(#ty),
             Output::Plain(None) => quote!(()),
         };
-        let kind = quote_spanned! {span=>
-            (&&__mcp::ResultProbe::<#success>::new()).__mcp_result_kind()
+        // The type an error names, and where: `Hit` in `Result<Vec<Hit>, E>`.
+        let blamed: Option<&Type> = match &tool.output {
+            Output::Result(Type::Path(tp)) => match tp.path.segments.last().map(|s| &s.arguments) {
+                Some(PathArguments::AngleBracketed(args)) => match args.args.first() {
+                    Some(GenericArgument::Type(ok)) => Some(blamed_type(ok)),
+                    _ => None,
+                },
+                _ => None,
+            },
+            Output::Plain(Some(ty)) => Some(blamed_type(ty)),
+            _ => None,
+        };
+        let (blamed, blame_span) = match blamed {
+            Some(ty) => (ty.to_token_stream(), ty.span()),
+            None => (success.clone(), span),
+        };
+        let kind = quote_spanned! {blame_span=>
+            (&&__mcp::ResultProbe::<#success, #blamed>::new()).__mcp_result_kind()
         };
         let into_value = match &tool.output {
             Output::Result(_) => quote_spanned! {span=>

@@ -13,15 +13,23 @@
 //! 3. only one of those two traits: an error saying which one is missing;
 //! 4. neither: an error saying it is neither argument nor extractor.
 //!
-//! Reading is split in two so that extractors (which may take a pooled
-//! connection or check a token) only run once the arguments are known to
-//! be valid: `read` every parameter into [`Arguments`], `check` (one error
-//! naming every missing, unknown and invalid argument), then `inject`.
+//! Each kind gives a slot; [`read_arguments`] fills the tool's tuple of
+//! slots from the arguments object, then each kind `inject`s its value, so
+//! extractors (which may take a pooled connection or check a token) only
+//! run once the arguments are known to be valid.
+//!
+//! Reading is one pass that deserializes each argument straight into its
+//! slot and only notes *that* something is off (a missing, unknown,
+//! repeated or invalid argument, an ignored field). Only then does a second
+//! pass, argument by argument, find *everything* that is off, for one error
+//! naming it all; refusing an ignored field also waits for that pass, where
+//! the published schema decides ([`ArgumentSchema::rejects_unknown_field`]).
+//! The valid call, the one that matters for speed, pays for nothing else.
 
 use std::marker::PhantomData;
 
 use schemars::JsonSchema;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -90,24 +98,26 @@ impl Signature {
 }
 
 /// Selects a parameter's kind by its type's traits; see the module docs.
-/// `S` is the type whose schema is published: `T`, or `U` for an
-/// `Option<U>` (so that an error names `U`, the type to fix).
-pub struct Probe<T, S = T>(PhantomData<fn() -> (T, S)>);
+/// `S` is the type whose schema is published (`T`, or `U` for an
+/// `Option<U>`); `B` the type an error names, `T`'s element (`Hit` in
+/// `Vec<Hit>`): rustc quotes a trait's message only for the type that
+/// lacks it, and that is the one to fix.
+pub struct Probe<T, S = T, B = S>(PhantomData<fn() -> (T, S, B)>);
 
-impl<T, S> Probe<T, S> {
+impl<T, S, B> Probe<T, S, B> {
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Probe(PhantomData)
     }
 }
 
-impl<T, S> Clone for Probe<T, S> {
+impl<T, S, B> Clone for Probe<T, S, B> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T, S> Copy for Probe<T, S> {}
+impl<T, S, B> Copy for Probe<T, S, B> {}
 
 /// The probe traits, one per rule of the module docs; the macro imports
 /// them all as `_`.
@@ -119,7 +129,7 @@ pub mod probe {
         fn __mcp_param_kind(self) -> Injected<Self::T>;
     }
 
-    impl<T: FromToolCall, S> InjectedProbe for &&&&Probe<T, S> {
+    impl<T: FromToolCall, S, B> InjectedProbe for &&&&Probe<T, S, B> {
         type T = T;
         fn __mcp_param_kind(self) -> Injected<T> {
             Injected(PhantomData)
@@ -131,28 +141,31 @@ pub mod probe {
         fn __mcp_param_kind(self) -> Argument<Self::T>;
     }
 
-    impl<T: DeserializeOwned + JsonSchema, S> ArgumentProbe for &&&Probe<T, S> {
+    impl<T: DeserializeOwned + JsonSchema, S, B> ArgumentProbe for &&&Probe<T, S, B> {
         type T = T;
         fn __mcp_param_kind(self) -> Argument<T> {
             Argument(PhantomData)
         }
     }
 
-    /// `Deserialize` without `JsonSchema`: reports the missing schema.
+    /// `Deserialize` without `JsonSchema`: reports the missing schema, on
+    /// the element type first (the second bound then adds nothing new).
     pub trait SchemalessProbe {
         type T;
-        type S;
+        type B;
         fn __mcp_param_kind(self) -> Unusable<Self::T>
         where
-            Self::S: ToolArgument;
+            Self::B: ToolArgument,
+            Self::T: ToolArgument;
     }
 
-    impl<T: DeserializeOwned, S> SchemalessProbe for &&Probe<T, S> {
+    impl<T: DeserializeOwned, S, B> SchemalessProbe for &&Probe<T, S, B> {
         type T = T;
-        type S = S;
+        type B = B;
         fn __mcp_param_kind(self) -> Unusable<T>
         where
-            S: ToolArgument,
+            B: ToolArgument,
+            T: ToolArgument,
         {
             Unusable(PhantomData)
         }
@@ -161,18 +174,20 @@ pub mod probe {
     /// `JsonSchema` without `Deserialize`: reports the missing derive.
     pub trait UndeserializableProbe {
         type T;
-        type S;
+        type B;
         fn __mcp_param_kind(self) -> Unusable<Self::T>
         where
-            Self::S: ToolArgument;
+            Self::B: ToolArgument,
+            Self::T: ToolArgument;
     }
 
-    impl<T: JsonSchema, S> UndeserializableProbe for &Probe<T, S> {
+    impl<T: JsonSchema, S, B> UndeserializableProbe for &Probe<T, S, B> {
         type T = T;
-        type S = S;
+        type B = B;
         fn __mcp_param_kind(self) -> Unusable<T>
         where
-            S: ToolArgument,
+            B: ToolArgument,
+            T: ToolArgument,
         {
             Unusable(PhantomData)
         }
@@ -187,7 +202,7 @@ pub mod probe {
             Self::T: FromToolCall;
     }
 
-    impl<T, S> NeitherProbe for Probe<T, S> {
+    impl<T, S, B> NeitherProbe for Probe<T, S, B> {
         type T = T;
         fn __mcp_param_kind(self) -> Unusable<T>
         where
@@ -244,15 +259,15 @@ impl<T: FromToolCall> Injected<T> {
     {
     }
 
-    pub fn read<const N: usize>(self, _args: &mut Arguments<'_, N>, _index: usize, _missing: Missing<T>) -> Option<T> {
-        None
+    pub fn slot(self, _missing: Missing<T>) -> NameOnly {
+        NameOnly::default()
     }
 
-    pub fn read_flatten<const N: usize>(self, _args: &mut Arguments<'_, N>, _index: usize) -> Option<T> {
-        None
+    pub fn slot_whole(self) -> NameOnly {
+        NameOnly::default()
     }
 
-    pub fn inject(self, call: &ToolCall, _read: Option<T>) -> Result<T, CallError> {
+    pub fn inject(self, call: &ToolCall, _slot: NameOnly) -> Result<T, CallError> {
         T::from_tool_call(call)
     }
 }
@@ -301,16 +316,21 @@ impl<T: DeserializeOwned + JsonSchema> Argument<T> {
         sig.flatten::<T>(name);
     }
 
-    pub fn read<const N: usize>(self, args: &mut Arguments<'_, N>, index: usize, missing: Missing<T>) -> Option<T> {
-        args.read(index, missing)
+    pub fn slot(self, missing: Missing<T>) -> ArgumentSlot<T> {
+        ArgumentSlot { value: None, given: false, missing, whole: false }
     }
 
-    pub fn read_flatten<const N: usize>(self, args: &mut Arguments<'_, N>, index: usize) -> Option<T> {
-        args.read_whole(index)
+    pub fn slot_whole(self) -> ArgumentSlot<T> {
+        ArgumentSlot { value: None, given: false, missing: Missing::Required, whole: true }
     }
 
-    pub fn inject(self, _call: &ToolCall, read: Option<T>) -> Result<T, CallError> {
-        read.ok_or_else(|| CallError::Internal("an argument was used before the arguments were checked".to_owned()))
+    pub fn inject(self, _call: &ToolCall, slot: ArgumentSlot<T>) -> Result<T, CallError> {
+        let value = match slot.missing {
+            _ if slot.given => slot.value,
+            Missing::Default(default) => Some(default()),
+            Missing::Required => None,
+        };
+        value.ok_or_else(|| CallError::Internal("an argument was used before the arguments were read".to_owned()))
     }
 }
 
@@ -325,32 +345,332 @@ impl<T> Unusable<T> {
 
     pub fn describe_flatten(self, _: &mut Signature, _: &'static str) {}
 
-    pub fn read<const N: usize>(self, _: &mut Arguments<'_, N>, _: usize, _: Missing<T>) -> Option<T> {
-        None
+    pub fn slot(self, _: Missing<T>) -> NameOnly {
+        NameOnly::default()
     }
 
-    pub fn read_flatten<const N: usize>(self, _: &mut Arguments<'_, N>, _: usize) -> Option<T> {
-        None
+    pub fn slot_whole(self) -> NameOnly {
+        NameOnly::default()
     }
 
-    pub fn inject(self, _: &ToolCall, _: Option<T>) -> Result<T, CallError> {
+    pub fn inject(self, _: &ToolCall, _: NameOnly) -> Result<T, CallError> {
         Err(CallError::Internal("a parameter that is neither argument nor extractor".to_owned()))
     }
 }
 
-/// One call's arguments, split by parameter name, and every problem found
-/// reading them.
-pub struct Arguments<'a, const N: usize> {
-    names: &'static [&'static str; N],
-    values: [Option<&'a RawValue>; N],
-    /// Which parameters were read as arguments; a value given for any other
-    /// (an injected parameter's name) is an unknown argument.
-    read: [bool; N],
-    /// The index of a `#[mcp(flatten)]` parameter, which takes them all.
-    whole: Option<usize>,
+/// Where one argument's value goes.
+pub struct ArgumentSlot<T> {
+    value: Option<T>,
+    /// The arguments named it (even if its value was not read yet).
+    given: bool,
+    missing: Missing<T>,
+    /// `#[mcp(flatten)]`: the whole arguments object.
+    whole: bool,
+}
+
+/// The slot of an injected parameter: only notes that the arguments used
+/// its name, which makes that name an unknown argument.
+#[derive(Default)]
+pub struct NameOnly {
+    given: bool,
+}
+
+/// Fills a slot during the fast pass.
+pub trait Slot {
+    /// Reads the map's next value into the slot; `clean` turns false on
+    /// anything that needs the careful pass.
+    fn fill<'de, A: MapAccess<'de>>(&mut self, map: &mut A, clean: &mut bool) -> Result<(), A::Error>;
+}
+
+/// What the careful pass needs of a slot (object safe, so the pass is not
+/// generic over every tool's tuple).
+pub trait SlotState {
+    fn is_argument(&self) -> bool;
+    fn is_given(&self) -> bool;
+    /// A required argument that was not given.
+    fn is_missing(&self) -> bool;
+    fn is_whole(&self) -> bool;
+    fn reset(&mut self);
+    /// Reads `raw` (one argument's JSON, or with `is_whole` the whole
+    /// object), recording what is wrong with it.
+    fn read(&mut self, raw: &str, name: &str, problems: &mut Problems);
+}
+
+impl<T: DeserializeOwned + JsonSchema> Slot for ArgumentSlot<T> {
+    fn fill<'de, A: MapAccess<'de>>(&mut self, map: &mut A, clean: &mut bool) -> Result<(), A::Error> {
+        if self.given {
+            *clean = false;
+            map.next_value::<IgnoredAny>()?;
+            return Ok(());
+        }
+        self.given = true;
+        self.value = Some(map.next_value_seed(Strict::<T> { clean, target: PhantomData })?);
+        Ok(())
+    }
+}
+
+impl<T: DeserializeOwned + JsonSchema> SlotState for ArgumentSlot<T> {
+    fn is_argument(&self) -> bool {
+        true
+    }
+
+    fn is_given(&self) -> bool {
+        self.given
+    }
+
+    fn is_missing(&self) -> bool {
+        !self.given && matches!(self.missing, Missing::Required)
+    }
+
+    fn is_whole(&self) -> bool {
+        self.whole
+    }
+
+    fn reset(&mut self) {
+        self.value = None;
+        self.given = false;
+    }
+
+    fn read(&mut self, raw: &str, name: &str, problems: &mut Problems) {
+        self.given = true;
+        self.value = read_value::<T>(raw, name, self.whole, problems);
+        if self.whole && self.value.is_none() {
+            describe_whole_failure::<T>(raw, problems);
+        }
+    }
+}
+
+impl Slot for NameOnly {
+    fn fill<'de, A: MapAccess<'de>>(&mut self, map: &mut A, clean: &mut bool) -> Result<(), A::Error> {
+        self.given = true;
+        *clean = false;
+        map.next_value::<IgnoredAny>()?;
+        Ok(())
+    }
+}
+
+impl SlotState for NameOnly {
+    fn is_argument(&self) -> bool {
+        false
+    }
+
+    fn is_given(&self) -> bool {
+        self.given
+    }
+
+    fn is_missing(&self) -> bool {
+        false
+    }
+
+    fn is_whole(&self) -> bool {
+        false
+    }
+
+    fn reset(&mut self) {
+        self.given = false;
+    }
+
+    fn read(&mut self, _raw: &str, _name: &str, _problems: &mut Problems) {
+        self.given = true;
+    }
+}
+
+/// Deserializes `T`, noting (in `clean`) any field serde ignored.
+struct Strict<'c, T> {
+    clean: &'c mut bool,
+    target: PhantomData<fn() -> T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Strict<'_, T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        let clean = self.clean;
+        serde_ignored::deserialize(deserializer, |_| *clean = false)
+    }
+}
+
+/// A tool's parameter slots, as a tuple (the macro builds it, one slot per
+/// parameter, in order).
+pub trait Slots {
+    const LEN: usize;
+    fn fill_at<'de, A: MapAccess<'de>>(&mut self, index: usize, map: &mut A, clean: &mut bool)
+    -> Result<(), A::Error>;
+    fn state(&mut self, index: usize) -> &mut dyn SlotState;
+    fn state_ref(&self, index: usize) -> &dyn SlotState;
+}
+
+macro_rules! slot_tuples {
+    ($( $len:literal => ($($index:tt $name:ident),*) ),* $(,)?) => {$(
+        impl<$($name: Slot + SlotState),*> Slots for ($($name,)*) {
+            const LEN: usize = $len;
+
+            #[allow(unused_variables)]
+            fn fill_at<'de, Map: MapAccess<'de>>(
+                &mut self,
+                index: usize,
+                map: &mut Map,
+                clean: &mut bool,
+            ) -> Result<(), Map::Error> {
+                match index {
+                    $($index => self.$index.fill(map, clean),)*
+                    _ => unreachable!("a key index is below the number of parameters"),
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn state(&mut self, index: usize) -> &mut dyn SlotState {
+                match index {
+                    $($index => &mut self.$index,)*
+                    _ => unreachable!("a slot index is below the number of parameters"),
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn state_ref(&self, index: usize) -> &dyn SlotState {
+                match index {
+                    $($index => &self.$index,)*
+                    _ => unreachable!("a slot index is below the number of parameters"),
+                }
+            }
+        }
+    )*};
+}
+
+slot_tuples! {
+    0 => (),
+    1 => (0 S0),
+    2 => (0 S0, 1 S1),
+    3 => (0 S0, 1 S1, 2 S2),
+    4 => (0 S0, 1 S1, 2 S2, 3 S3),
+    5 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4),
+    6 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5),
+    7 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6),
+    8 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7),
+    9 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8),
+    10 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9),
+    11 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10),
+    12 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11),
+    13 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12),
+    14 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13),
+    15 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13, 14 S14),
+    16 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13, 14 S14, 15 S15),
+    17 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13, 14 S14, 15 S15, 16 S16),
+    18 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13, 14 S14, 15 S15, 16 S16, 17 S17),
+    19 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13, 14 S14, 15 S15, 16 S16, 17 S17, 18 S18),
+    20 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13, 14 S14, 15 S15, 16 S16, 17 S17, 18 S18, 19 S19),
+}
+
+/// The most parameters a tool can have (the tuples [`Slots`] is implemented for).
+pub const MAX_PARAMETERS: usize = 20;
+
+/// Reads the call's arguments (absent or `null`: `{}`) into `slots`, the
+/// tool's parameters in order, named `names`. One error names every
+/// problem: missing, unknown and repeated arguments, invalid values, and
+/// unknown fields where the published schema refuses them.
+pub fn read_arguments<S: Slots>(call: &ToolCall, names: &'static [&'static str], slots: &mut S) -> Result<(), CallError> {
+    let raw = call.raw_arguments().map(RawValue::get);
+    if let Some(index) = (0..S::LEN).find(|&i| slots.state_ref(i).is_whole()) {
+        // A flattened type reads the whole object in one go either way.
+        let mut problems = Problems::default();
+        slots.state(index).read(raw.unwrap_or("{}"), names[index], &mut problems);
+        return problems.into_result(names, slots);
+    }
+    if read_fast(raw, names, slots) {
+        return Ok(());
+    }
+    (0..S::LEN).for_each(|i| slots.state(i).reset());
+    let mut problems = Problems::default();
+    if let Some(raw) = raw {
+        let mut de = serde_json::Deserializer::from_str(raw);
+        let split = (&mut de).deserialize_map(Split { names, slots: &mut *slots, problems: &mut problems });
+        split.and_then(|()| de.end()).map_err(|e| {
+            CallError::InvalidArguments(format!("invalid arguments: {}", crate::protocol::strip_position(&e.to_string())))
+        })?;
+    }
+    problems.into_result(names, slots)
+}
+
+/// The one pass: true when every argument was read and nothing is off.
+fn read_fast<S: Slots>(raw: Option<&str>, names: &'static [&'static str], slots: &mut S) -> bool {
+    if let Some(raw) = raw {
+        let mut clean = true;
+        let mut de = serde_json::Deserializer::from_str(raw);
+        let read = (&mut de).deserialize_map(Fast { names, slots: &mut *slots, clean: &mut clean });
+        if read.and_then(|()| de.end()).is_err() || !clean {
+            return false;
+        }
+    }
+    (0..S::LEN).all(|i| !slots.state_ref(i).is_missing())
+}
+
+struct Fast<'s, 'c, S> {
+    names: &'static [&'static str],
+    slots: &'s mut S,
+    clean: &'c mut bool,
+}
+
+impl<'de, S: Slots> Visitor<'de> for Fast<'_, '_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of named arguments")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeyIndex { names: self.names })? {
+            match key {
+                Key::Known(index) => self.slots.fill_at(index, &mut map, self.clean)?,
+                Key::Unknown(_) => {
+                    *self.clean = false;
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The careful pass: each argument's raw JSON read on its own, so that a
+/// bad one does not hide the others.
+struct Split<'s, 'p, S> {
+    names: &'static [&'static str],
+    slots: &'s mut S,
+    problems: &'p mut Problems,
+}
+
+impl<'de, S: Slots> Visitor<'de> for Split<'_, '_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of named arguments")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeyIndex { names: self.names })? {
+            let value: &'de RawValue = map.next_value()?;
+            match key {
+                Key::Known(index) => {
+                    let slot = self.slots.state(index);
+                    if slot.is_given() {
+                        self.problems.repeated.push(self.names[index]);
+                    } else {
+                        slot.read(value.get(), self.names[index], self.problems);
+                    }
+                }
+                Key::Unknown(name) => self.problems.unknown.push(name),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything the careful pass found wrong.
+#[derive(Default)]
+pub struct Problems {
     unknown: Vec<String>,
     repeated: Vec<&'static str>,
-    problems: Vec<Problem>,
+    found: Vec<Problem>,
 }
 
 enum Problem {
@@ -360,175 +680,58 @@ enum Problem {
     Invalid { path: String, message: String },
 }
 
-impl<'a, const N: usize> Arguments<'a, N> {
-    /// Splits the call's arguments (absent or `null` read as `{}`) by name.
-    /// Fails only when they are not a JSON object at all.
-    pub fn parse(
-        call: &'a ToolCall,
-        names: &'static [&'static str; N],
-        whole: Option<usize>,
-    ) -> Result<Self, CallError> {
-        let mut args = Arguments {
-            names,
-            values: [None; N],
-            read: [false; N],
-            whole,
-            unknown: Vec::new(),
-            repeated: Vec::new(),
-            problems: Vec::new(),
-        };
-        let raw = call.raw_arguments();
-        if let Some(index) = whole {
-            // Type errors in the whole object are the flattened type's to report.
-            args.values[index] = raw;
-            return Ok(args);
-        }
-        let Some(raw) = raw else { return Ok(args) };
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        (&mut de).deserialize_map(Split { args: &mut args }).and_then(|()| de.end()).map_err(|e| {
-            CallError::InvalidArguments(format!("invalid arguments: {}", crate::protocol::strip_position(&e.to_string())))
-        })?;
-        Ok(args)
-    }
-
-    fn read<T: DeserializeOwned + JsonSchema>(&mut self, index: usize, missing: Missing<T>) -> Option<T> {
-        self.read[index] = true;
-        let name = self.names[index];
-        let Some(raw) = self.values[index] else {
-            return match missing {
-                Missing::Required => {
-                    self.problems.push(Problem::Missing(name.to_owned()));
-                    None
-                }
-                Missing::Default(default) => Some(default()),
-            };
-        };
-        self.deserialize(raw.get(), name, false)
-    }
-
-    fn read_whole<T: DeserializeOwned + JsonSchema>(&mut self, index: usize) -> Option<T> {
-        self.read[index] = true;
-        let raw = self.values[index].map_or("{}", RawValue::get);
-        let value = self.deserialize::<T>(raw, self.names[index], true);
-        if value.is_none() && !self.problems.iter().any(|p| matches!(p, Problem::UnknownField { .. })) {
-            self.describe_whole_failure::<T>(raw);
-        }
-        value
-    }
-
-    /// Deserializes one argument (or, `whole`, the whole object), refusing
-    /// the unknown fields its published schema refuses. Path tracking and
-    /// the schema are only paid for when something is wrong.
-    fn deserialize<T: DeserializeOwned + JsonSchema>(&mut self, json: &str, name: &str, whole: bool) -> Option<T> {
-        let mut ignored: Vec<Vec<Step>> = Vec::new();
-        let mut de = serde_json::Deserializer::from_str(json);
-        let parsed = serde_ignored::deserialize(&mut de, |path| ignored.push(steps(&path))).and_then(|v| {
-            de.end()?;
-            Ok(v)
-        });
-        let value = match parsed {
-            Ok(value) => value,
-            Err(_) => {
-                let mut de = serde_json::Deserializer::from_str(json);
-                let e = serde_path_to_error::deserialize::<_, T>(&mut de).err();
-                let (path, message) = match &e {
-                    Some(e) => (e.path().to_string(), e.inner().to_string()),
-                    None => (".".to_owned(), "trailing characters".to_owned()),
-                };
-                let path = join_path(if whole { "" } else { name }, &path);
-                let message = crate::protocol::strip_position(&message).to_owned();
-                self.problems.push(Problem::Invalid { path, message });
-                return None;
-            }
-        };
-        if ignored.is_empty() {
-            return Some(value);
-        }
-        let schema = if whole { ArgumentSchema::whole::<T>() } else { ArgumentSchema::of::<T>() };
-        let before = self.problems.len();
-        for path in ignored {
-            let Some(expected) = schema.rejects_unknown_field(&path) else { continue };
-            let path = steps_text(if whole { "" } else { name }, &path);
-            self.problems.push(Problem::UnknownField { path, expected });
-        }
-        (self.problems.len() == before).then_some(value)
-    }
-
-    /// A flattened type failed: name every missing required property and
-    /// every unknown one its schema refuses, not just serde's first.
-    fn describe_whole_failure<T: JsonSchema>(&mut self, raw: &str) {
-        let Ok(Value::Object(given)) = serde_json::from_str::<Value>(raw) else { return };
-        let schema = ArgumentSchema::whole::<T>();
-        let mut found = Vec::new();
-        for name in schema.required() {
-            if !given.contains_key(name) {
-                found.push(Problem::Missing(name.to_owned()));
+impl Problems {
+    fn into_result<S: Slots>(mut self, names: &'static [&'static str], slots: &S) -> Result<(), CallError> {
+        let mut missing = Vec::new();
+        for (index, name) in names.iter().enumerate() {
+            let slot = slots.state_ref(index);
+            if slot.is_missing() {
+                missing.push(Problem::Missing((*name).to_owned()));
+            } else if slot.is_given() && !slot.is_argument() {
+                self.unknown.push((*name).to_owned());
             }
         }
-        for key in given.keys() {
-            if let Some(expected) = schema.rejects_unknown_field(&[Step::Key(key.clone())]) {
-                found.push(Problem::UnknownField { path: key.clone(), expected });
-            }
-        }
-        if !found.is_empty() {
-            // These say more than serde's first error (which is one of them).
-            self.problems.retain(|p| !matches!(p, Problem::Invalid { path, .. } if path.is_empty()));
-            self.problems.extend(found);
-        }
-    }
-
-    /// Every problem found, as one error a model can act on in one retry.
-    pub fn check(&mut self) -> Result<(), CallError> {
-        for index in 0..N {
-            if self.values[index].is_some() && !self.read[index] && self.whole.is_none() {
-                self.unknown.push(self.names[index].to_owned());
-            }
-        }
-        if self.problems.is_empty() && self.unknown.is_empty() && self.repeated.is_empty() {
+        self.found.splice(0..0, missing);
+        if self.found.is_empty() && self.unknown.is_empty() && self.repeated.is_empty() {
             return Ok(());
         }
-        Err(CallError::InvalidArguments(self.describe()))
+        let accepted: Vec<&str> = (0..names.len())
+            .filter(|&i| slots.state_ref(i).is_argument() && !slots.state_ref(i).is_whole())
+            .map(|i| names[i])
+            .collect();
+        Err(CallError::InvalidArguments(self.describe(&accepted)))
     }
 
-    fn describe(&self) -> String {
+    fn describe(&self, accepted: &[&str]) -> String {
         let mut parts = Vec::new();
-        let missing: Vec<&str> = self
-            .problems
-            .iter()
-            .filter_map(|p| if let Problem::Missing(n) = p { Some(n.as_str()) } else { None })
-            .collect();
+        let missing: Vec<&str> =
+            self.found.iter().filter_map(|p| if let Problem::Missing(n) = p { Some(n.as_str()) } else { None }).collect();
         if !missing.is_empty() {
             let s = if missing.len() == 1 { "" } else { "s" };
             parts.push(format!("missing required argument{s} {}", names_list(&missing)));
         }
         if !self.unknown.is_empty() {
             let s = if self.unknown.len() == 1 { "" } else { "s" };
-            let unknown: Vec<&str> = self.unknown.iter().map(String::as_str).collect();
-            let accepted: Vec<&str> =
-                (0..N).filter(|&i| self.read[i] && self.whole.is_none()).map(|i| self.names[i]).collect();
-            let takes = if accepted.is_empty() {
-                "this tool takes no arguments".to_owned()
-            } else {
-                format!("this tool takes {}", names_list(&accepted))
+            let takes = match accepted {
+                [] => "this tool takes no arguments".to_owned(),
+                _ => format!("this tool takes {}", names_list(accepted)),
             };
-            parts.push(format!("unknown argument{s} {} ({takes})", names_list(&unknown)));
+            parts.push(format!("unknown argument{s} {} ({takes})", names_list(&self.unknown)));
         }
         for name in &self.repeated {
             parts.push(format!("argument `{name}` given more than once"));
         }
-        for problem in &self.problems {
+        for problem in &self.found {
             match problem {
                 Problem::Missing(_) => {}
                 Problem::UnknownField { path, expected } if !path.contains(['.', '[']) => {
-                    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
-                    parts.push(format!("unknown argument `{path}` (this tool takes {})", names_list(&expected)));
+                    parts.push(format!("unknown argument `{path}` (this tool takes {})", names_list(expected)));
                 }
                 Problem::UnknownField { path, expected } => {
                     let parent = path.rsplit_once(['.', '[']).map_or("", |(p, _)| p);
-                    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
                     let takes = match expected.is_empty() {
                         true => "no fields".to_owned(),
-                        false => names_list(&expected),
+                        false => names_list(expected),
                     };
                     parts.push(format!("unknown field `{path}` (`{parent}` takes {takes})"));
                 }
@@ -536,12 +739,74 @@ impl<'a, const N: usize> Arguments<'a, N> {
                 Problem::Invalid { path, message } => parts.push(format!("`{path}`: {message}")),
             }
         }
-        match (parts.len(), self.problems.first()) {
+        match (parts.len(), self.found.first()) {
             (1, Some(Problem::Invalid { path, message })) if !path.is_empty() => {
                 format!("invalid argument `{path}`: {message}")
             }
             _ => format!("invalid arguments: {}", parts.join("; ")),
         }
+    }
+}
+
+/// Deserializes one argument (or, `whole`, the whole object), refusing
+/// the unknown fields its published schema refuses. Path tracking and the
+/// schema are only paid for when something is wrong.
+fn read_value<T: DeserializeOwned + JsonSchema>(raw: &str, name: &str, whole: bool, problems: &mut Problems) -> Option<T> {
+    let prefix = if whole { "" } else { name };
+    let mut ignored: Vec<Vec<Step>> = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let parsed = serde_ignored::deserialize(&mut de, |path| ignored.push(steps(&path))).and_then(|v| {
+        de.end()?;
+        Ok(v)
+    });
+    let value = match parsed {
+        Ok(value) => value,
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_str(raw);
+            let (path, message) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(e) => (e.path().to_string(), e.inner().to_string()),
+                Ok(_) => (".".to_owned(), "trailing characters".to_owned()),
+            };
+            let message = crate::protocol::strip_position(&message).to_owned();
+            problems.found.push(Problem::Invalid { path: join_path(prefix, &path), message });
+            return None;
+        }
+    };
+    if ignored.is_empty() {
+        return Some(value);
+    }
+    let schema = if whole { ArgumentSchema::whole::<T>() } else { ArgumentSchema::of::<T>() };
+    let before = problems.found.len();
+    for path in ignored {
+        let Some(expected) = schema.rejects_unknown_field(&path) else { continue };
+        problems.found.push(Problem::UnknownField { path: steps_text(prefix, &path), expected });
+    }
+    (problems.found.len() == before).then_some(value)
+}
+
+/// A flattened type failed: name every missing required property and
+/// every unknown one its schema refuses, not just serde's first.
+fn describe_whole_failure<T: JsonSchema>(raw: &str, problems: &mut Problems) {
+    if problems.found.iter().any(|p| matches!(p, Problem::UnknownField { .. })) {
+        return;
+    }
+    let Ok(Value::Object(given)) = serde_json::from_str::<Value>(raw) else { return };
+    let schema = ArgumentSchema::whole::<T>();
+    let mut found = Vec::new();
+    for name in schema.required() {
+        if !given.contains_key(name) {
+            found.push(Problem::Missing(name.to_owned()));
+        }
+    }
+    for key in given.keys() {
+        if let Some(expected) = schema.rejects_unknown_field(&[Step::Key(key.clone())]) {
+            found.push(Problem::UnknownField { path: key.clone(), expected });
+        }
+    }
+    if !found.is_empty() {
+        // These say more than serde's first error (which is one of them).
+        problems.found.retain(|p| !matches!(p, Problem::Invalid { path, .. } if path.is_empty()));
+        problems.found.extend(found);
     }
 }
 
@@ -602,33 +867,6 @@ fn steps_text(name: &str, steps: &[Step]) -> String {
     out
 }
 
-/// Fills [`Arguments`] from a JSON object in one pass: known names keep
-/// their raw value (borrowed, unparsed), others are noted as unknown.
-struct Split<'s, 'a, const N: usize> {
-    args: &'s mut Arguments<'a, N>,
-}
-
-impl<'de: 'a, 'a, const N: usize> Visitor<'de> for Split<'_, 'a, N> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an object of named arguments")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let names = self.args.names;
-        while let Some(key) = map.next_key_seed(KeyIndex { names })? {
-            let value: &'de RawValue = map.next_value()?;
-            match key {
-                Key::Known(index) if self.args.values[index].is_some() => self.args.repeated.push(names[index]),
-                Key::Known(index) => self.args.values[index] = Some(value),
-                Key::Unknown(name) => self.args.unknown.push(name),
-            }
-        }
-        Ok(())
-    }
-}
-
 enum Key {
     Known(usize),
     Unknown(String),
@@ -636,11 +874,11 @@ enum Key {
 
 /// Reads an object key as the index of the parameter it names, without
 /// allocating for the names a tool takes.
-struct KeyIndex<const N: usize> {
-    names: &'static [&'static str; N],
+struct KeyIndex {
+    names: &'static [&'static str],
 }
 
-impl<'de, const N: usize> DeserializeSeed<'de> for KeyIndex<N> {
+impl<'de> DeserializeSeed<'de> for KeyIndex {
     type Value = Key;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
@@ -648,7 +886,7 @@ impl<'de, const N: usize> DeserializeSeed<'de> for KeyIndex<N> {
     }
 }
 
-impl<'de, const N: usize> Visitor<'de> for KeyIndex<N> {
+impl<'de> Visitor<'de> for KeyIndex {
     type Value = Key;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -50,8 +50,8 @@ pub mod __private {
     pub use serde_json;
 
     pub use crate::arguments::{
-        Argument, Arguments, DefaultOnInjected, FlattenOnInjected, Injected, Missing, Probe, Signature, ToolArgument,
-        Unusable, probe,
+        Argument, DefaultOnInjected, FlattenOnInjected, Injected, MAX_PARAMETERS, Missing, Probe, Signature,
+        ToolArgument, Unusable, probe, read_arguments,
     };
     pub use crate::extract::FromToolCall;
     pub use crate::tool::{

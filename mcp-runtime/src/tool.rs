@@ -255,22 +255,23 @@ impl<T, E> ResultOk for Result<T, E> {
 /// Selects how a tool's success value `R` is sent, by its traits (the
 /// same autoref selection as parameters, see the `arguments` module):
 /// [`IntoToolResult`] first, then a plain value, else an error.
-pub struct ResultProbe<R>(std::marker::PhantomData<fn() -> R>);
+/// `B` is the type an error names: `R`'s element (`Hit` in `Vec<Hit>`).
+pub struct ResultProbe<R, B = R>(std::marker::PhantomData<fn() -> (R, B)>);
 
-impl<R> ResultProbe<R> {
+impl<R, B> ResultProbe<R, B> {
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         ResultProbe(std::marker::PhantomData)
     }
 }
 
-impl<R> Clone for ResultProbe<R> {
+impl<R, B> Clone for ResultProbe<R, B> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<R> Copy for ResultProbe<R> {}
+impl<R, B> Copy for ResultProbe<R, B> {}
 
 /// The result probe traits; the macro imports them as `_`.
 pub mod result_probe {
@@ -281,7 +282,7 @@ pub mod result_probe {
         fn __mcp_result_kind(self) -> RichResult<Self::R>;
     }
 
-    impl<R: IntoToolResult> RichProbe for &&ResultProbe<R> {
+    impl<R: IntoToolResult, B> RichProbe for &&ResultProbe<R, B> {
         type R = R;
         fn __mcp_result_kind(self) -> RichResult<R> {
             RichResult(std::marker::PhantomData)
@@ -293,24 +294,30 @@ pub mod result_probe {
         fn __mcp_result_kind(self) -> ValueResult<Self::R>;
     }
 
-    impl<R: ToolResultValue> ValueProbe for &ResultProbe<R> {
+    impl<R: ToolResultValue, B> ValueProbe for &ResultProbe<R, B> {
         type R = R;
         fn __mcp_result_kind(self) -> ValueResult<R> {
             ValueResult(std::marker::PhantomData)
         }
     }
 
+    /// Reports the element type first; the second bound then adds
+    /// nothing new (rustc reports one missing trait per type and place).
     pub trait NeitherProbe {
         type R;
+        type B;
         fn __mcp_result_kind(self) -> UnusableResult<Self::R>
         where
+            Self::B: ToolResultValue,
             Self::R: ToolResultValue;
     }
 
-    impl<R> NeitherProbe for ResultProbe<R> {
+    impl<R, B> NeitherProbe for ResultProbe<R, B> {
         type R = R;
+        type B = B;
         fn __mcp_result_kind(self) -> UnusableResult<R>
         where
+            B: ToolResultValue,
             R: ToolResultValue,
         {
             UnusableResult(std::marker::PhantomData)
