@@ -88,8 +88,9 @@ impl Signature {
         {
             self.defects.push(format!(
                 "`#[mcp(flatten)] {flattened}` takes the whole arguments object, so it must be the only argument, \
-                 but {} read from the arguments too; move {} into `{flattened}`'s type",
+                 but {} {} read from the arguments too; move {} into `{flattened}`'s type",
                 names_list(&self.arguments),
+                if self.arguments.len() == 1 { "is" } else { "are" },
                 if self.arguments.len() == 1 { "it" } else { "them" },
             ));
         }

@@ -438,35 +438,40 @@ impl ServerBuilder {
     }
 }
 
-/// The framework's command line. [`ServerBuilder::run`] parses it alone; a
-/// service with flags or subcommands of its own flattens it into its own
-/// `clap` parser and calls [`ServerBuilder::run_with`]:
-///
-/// ```no_run
-/// use clap::Parser;
-/// use mcp_runtime::{Server, ServerArgs};
-///
-/// #[derive(Parser)]
-/// struct Cli {
-///     #[command(flatten)]
-///     server: ServerArgs,
-///     /// Where the notes live
-///     #[arg(long, env = "NOTES_DIR", default_value = "./notes")]
-///     notes_dir: std::path::PathBuf,
-/// }
-///
-/// #[tokio::main]
-/// async fn main() -> std::process::ExitCode {
-///     let cli = Cli::parse();
-///     # let _ = &cli.notes_dir;
-///     Server::builder("notes", "1.0.0").discover_tools().default_port(9000).run_with(cli.server).await
-/// }
-/// ```
-///
-/// (`ServerArgs::with_defaults(Cli::command(), 9000)` shows the service's
-/// port as `--port`'s default in `--help`, as `run()` does.)
+// The docs are `cfg(doc)` only: clap would turn a doc comment into the
+// `about` of every command this is flattened into, replacing the service's.
+#[cfg_attr(
+    doc,
+    doc = r#"The framework's command line. [`ServerBuilder::run`] parses it alone; a
+service with flags or subcommands of its own flattens it into its own
+`clap` parser and calls [`ServerBuilder::run_with`]:
+
+```no_run
+use clap::Parser;
+use mcp_runtime::{Server, ServerArgs};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Where the notes live
+    #[arg(long, env = "NOTES_DIR", default_value = "./notes")]
+    notes_dir: std::path::PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    # let _ = &cli.notes_dir;
+    Server::builder("notes", "1.0.0").discover_tools().default_port(9000).run_with(cli.server).await
+}
+```
+
+To show the service's port as `--port`'s default and list the environment
+settings in `--help`, as `run()` does, parse with
+`ServerArgs::with_defaults(Cli::command(), 9000)` and `Cli::from_arg_matches`."#
+)]
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = ENVIRONMENT_HELP)]
 pub struct ServerArgs {
     /// Check the server as if starting it, print the tool catalog as Markdown and exit
     #[arg(long)]
@@ -487,11 +492,18 @@ impl Default for ServerArgs {
 
 impl ServerArgs {
     /// `command` (which includes these arguments) with `default_port`
-    /// shown as `--port`'s default.
+    /// shown as `--port`'s default and the environment settings listed
+    /// after the options (appended to the command's own `after_help`).
     pub fn with_defaults(command: clap::Command, default_port: u16) -> clap::Command {
-        command.mut_arg("port", |arg| {
-            arg.default_value(default_port.to_string()).help("Port to listen on; 0 picks a free one")
-        })
+        let after = match command.get_after_help() {
+            Some(own) => format!("{own}\n\n{ENVIRONMENT_HELP}"),
+            None => ENVIRONMENT_HELP.to_owned(),
+        };
+        command
+            .mut_arg("port", |arg| {
+                arg.default_value(default_port.to_string()).help("Port to listen on; 0 picks a free one")
+            })
+            .after_help(after)
     }
 }
 
