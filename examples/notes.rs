@@ -81,7 +81,11 @@ async fn search(
         .filter_map(|note| {
             let text = format!("{} {}", note.title, note.body).to_lowercase();
             let found = words.iter().filter(|w| text.contains(w.as_str())).count();
-            (found > 0).then(|| Hit { id: note.id, title: note.title.clone(), score: found as f64 / words.len() as f64 })
+            (found > 0).then(|| Hit {
+                id: note.id,
+                title: note.title.clone(),
+                score: found as f64 / words.len() as f64,
+            })
         })
         .collect();
     hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));

@@ -20,12 +20,12 @@ async fn open_state() -> Result<(State<Storage>, State<MessageFiles>), String> {
     let config = StorageConfig::from_env().map_err(|e| e.to_string())?;
     let files = match std::env::var_os("DEWEY_FILES_DIR").map(PathBuf::from) {
         None => MessageFiles::disabled(),
-        Some(dir) => MessageFiles::within(&dir)
-            .map_err(|e| format!("DEWEY_FILES_DIR={} cannot be used: {e}", dir.display()))?,
+        Some(dir) => {
+            MessageFiles::within(&dir).map_err(|e| format!("DEWEY_FILES_DIR={} cannot be used: {e}", dir.display()))?
+        }
     };
-    let storage = Storage::open(&config)
-        .await
-        .map_err(|e| format!("cannot open the {} storage: {e}", backend_name(&config)))?;
+    let storage =
+        Storage::open(&config).await.map_err(|e| format!("cannot open the {} storage: {e}", backend_name(&config)))?;
     match &config {
         StorageConfig::Postgres { .. } => tracing::info!("storage: PostgreSQL (DATABASE_URL)"),
         StorageConfig::Sqlite { path } => tracing::info!(path = %path.display(), "storage: SQLite"),

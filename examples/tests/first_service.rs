@@ -47,7 +47,8 @@ async fn help_shows_the_defaults_and_the_services_own_flag() {
     let out = run(env!("CARGO_BIN_EXE_notes"), &["--help"]).await;
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for expected in ["--list-tools", "--port <PORT>", "[env: MCP_PORT=]", "--max-notes <MAX_NOTES>", "[default: 1000]"] {
+    for expected in ["--list-tools", "--port <PORT>", "[env: MCP_PORT=]", "--max-notes <MAX_NOTES>", "[default: 1000]"]
+    {
         assert!(help.contains(expected), "`{expected}` missing from:\n{help}");
     }
     assert!(!help.contains('\u{1b}'), "no colour codes when stdout is not a terminal:\n{help}");
@@ -103,11 +104,15 @@ async fn the_notes_service_does_what_its_user_expected() {
     assert_eq!(hits, [json!({"id": 1, "title": "rust", "score": 1.0})]);
 
     // Nested arguments are as strict as the top level.
-    let listed: Vec<Value> = client.call("list", json!({"filter": {"tags": ["t"], "title_prefix": "t"}})).await.unwrap();
+    let listed: Vec<Value> =
+        client.call("list", json!({"filter": {"tags": ["t"], "title_prefix": "t"}})).await.unwrap();
     assert_eq!(listed.len(), 1);
     let nested = client.call::<Value>("list", json!({"filter": {"tags": [], "colour": "red"}})).await.unwrap_err();
     assert!(nested.is_tool_error(), "{nested}");
-    assert!(nested.to_string().contains("unknown field `filter.colour` (`filter` takes `tags` and `title_prefix`)"), "{nested}");
+    assert!(
+        nested.to_string().contains("unknown field `filter.colour` (`filter` takes `tags` and `title_prefix`)"),
+        "{nested}"
+    );
 
     // Every missing argument at once.
     let empty = client.call::<Value>("add", json!({})).await.unwrap_err();

@@ -45,7 +45,8 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
     let args = Ident::new(ARGS, Span::call_site());
     let signature = Ident::new(SIGNATURE, Span::call_site());
 
-    let params: Vec<ParamCode> = tool.params.iter().enumerate().map(|(index, param)| ParamCode::new(index, param)).collect();
+    let params: Vec<ParamCode> =
+        tool.params.iter().enumerate().map(|(index, param)| ParamCode::new(index, param)).collect();
     let describe = params.iter().map(|p| &p.describe);
     let slots = params.iter().map(|p| &p.slot);
     let injects = params.iter().map(|p| &p.inject);
@@ -55,11 +56,14 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
     let count = tool.params.len();
 
     let result = ResultCode::new(tool);
-    let (out_span, returned, into_value, result_kind) = (result.span, &result.returned, &result.into_value, &result.kind);
+    let (out_span, returned, into_value, result_kind) =
+        (result.span, &result.returned, &result.into_value, &result.kind);
     // The handler is a fn of its own, so that `tool()` can ask whether its
     // future is `Send` (to add a hint to rustc's error); the error itself
     // lands on the return type, with rustc's note at the culprit `.await`.
     let handler = quote_spanned! {out_span=>
+        // Not an `async fn`: the `'static` bound is the contract.
+        #[allow(clippy::manual_async_fn)]
         fn __mcp_handle(
             #call: __mcp::ToolCall,
         ) -> impl ::core::future::Future<

@@ -103,7 +103,10 @@ impl Signature {
 /// `Option<U>`); `B` the type an error names, `T`'s element (`Hit` in
 /// `Vec<Hit>`): rustc quotes a trait's message only for the type that
 /// lacks it, and that is the one to fix.
-pub struct Probe<T, S = T, B = S>(PhantomData<fn() -> (T, S, B)>);
+pub struct Probe<T, S = T, B = S>(PhantomData<Types<T, S, B>>);
+
+/// Only a marker: a `fn` pointer type is `Send`, `Sync` and `Copy` whatever `T` is.
+type Types<T, S, B> = fn() -> (T, S, B);
 
 impl<T, S, B> Probe<T, S, B> {
     #[allow(clippy::new_without_default)]
@@ -495,8 +498,7 @@ impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Strict<'_, T> {
 /// parameter, in order).
 pub trait Slots {
     const LEN: usize;
-    fn fill_at<'de, A: MapAccess<'de>>(&mut self, index: usize, map: &mut A, clean: &mut bool)
-    -> Result<(), A::Error>;
+    fn fill_at<'de, A: MapAccess<'de>>(&mut self, index: usize, map: &mut A, clean: &mut bool) -> Result<(), A::Error>;
     fn state(&mut self, index: usize) -> &mut dyn SlotState;
     fn state_ref(&self, index: usize) -> &dyn SlotState;
 }
@@ -569,7 +571,11 @@ pub const MAX_PARAMETERS: usize = 20;
 /// tool's parameters in order, named `names`. One error names every
 /// problem: missing, unknown and repeated arguments, invalid values, and
 /// unknown fields where the published schema refuses them.
-pub fn read_arguments<S: Slots>(call: &ToolCall, names: &'static [&'static str], slots: &mut S) -> Result<(), CallError> {
+pub fn read_arguments<S: Slots>(
+    call: &ToolCall,
+    names: &'static [&'static str],
+    slots: &mut S,
+) -> Result<(), CallError> {
     let raw = call.raw_arguments().map(RawValue::get);
     if let Some(index) = (0..S::LEN).find(|&i| slots.state_ref(i).is_whole()) {
         // A flattened type reads the whole object in one go either way.
@@ -586,7 +592,10 @@ pub fn read_arguments<S: Slots>(call: &ToolCall, names: &'static [&'static str],
         let mut de = serde_json::Deserializer::from_str(raw);
         let split = (&mut de).deserialize_map(Split { names, slots: &mut *slots, problems: &mut problems });
         split.and_then(|()| de.end()).map_err(|e| {
-            CallError::InvalidArguments(format!("invalid arguments: {}", crate::protocol::strip_position(&e.to_string())))
+            CallError::InvalidArguments(format!(
+                "invalid arguments: {}",
+                crate::protocol::strip_position(&e.to_string())
+            ))
         })?;
     }
     problems.into_result(names, slots)
@@ -677,8 +686,14 @@ pub struct Problems {
 enum Problem {
     Missing(String),
     /// A field the published schema refuses, and the names it takes there.
-    UnknownField { path: String, expected: Vec<String> },
-    Invalid { path: String, message: String },
+    UnknownField {
+        path: String,
+        expected: Vec<String>,
+    },
+    Invalid {
+        path: String,
+        message: String,
+    },
 }
 
 impl Problems {
@@ -705,8 +720,11 @@ impl Problems {
 
     fn describe(&self, accepted: &[&str]) -> String {
         let mut parts = Vec::new();
-        let missing: Vec<&str> =
-            self.found.iter().filter_map(|p| if let Problem::Missing(n) = p { Some(n.as_str()) } else { None }).collect();
+        let missing: Vec<&str> = self
+            .found
+            .iter()
+            .filter_map(|p| if let Problem::Missing(n) = p { Some(n.as_str()) } else { None })
+            .collect();
         if !missing.is_empty() {
             let s = if missing.len() == 1 { "" } else { "s" };
             parts.push(format!("missing required argument{s} {}", names_list(&missing)));
@@ -752,7 +770,12 @@ impl Problems {
 /// Deserializes one argument (or, `whole`, the whole object), refusing
 /// the unknown fields its published schema refuses. Path tracking and the
 /// schema are only paid for when something is wrong.
-fn read_value<T: DeserializeOwned + JsonSchema>(raw: &str, name: &str, whole: bool, problems: &mut Problems) -> Option<T> {
+fn read_value<T: DeserializeOwned + JsonSchema>(
+    raw: &str,
+    name: &str,
+    whole: bool,
+    problems: &mut Problems,
+) -> Option<T> {
     let prefix = if whole { "" } else { name };
     let mut ignored: Vec<Vec<Step>> = Vec::new();
     let mut de = serde_json::Deserializer::from_str(raw);

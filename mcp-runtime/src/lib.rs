@@ -1,9 +1,10 @@
 //! `mcp-runtime`: serve async fns annotated with [`mcp_tool`] as MCP tools
-//! over WebSocket, and call MCP servers as a client.
+//! over WebSocket, and call MCP servers as a client. [`mcp_tool`] documents
+//! every option, [`Server`] the server's behaviour; the repository's README,
+//! the one place for the quick start and its example, follows (its Rust
+//! blocks are doctests of this crate).
 //!
-//! The ten-line example, the `[dependencies]` to paste and the rules for
-//! writing tools are in the README's quick start; [`mcp_tool`] documents
-//! every option, [`Server`] the server's behaviour.
+#![doc = include_str!("../../README.md")]
 
 mod arguments;
 pub mod catalog;

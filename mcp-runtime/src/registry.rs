@@ -23,6 +23,9 @@ pub(crate) struct Registry {
     unwrapped_descriptors: Vec<String>,
 }
 
+/// The tools (name, declaration) that take one state type.
+type Takers = Vec<(String, Location)>;
+
 /// Which `tools/list` entries to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Listing {
@@ -38,15 +41,13 @@ impl Registry {
     /// problem is reported at once: each pair of different tools sharing a
     /// name, each state type some tools take and `has_state` (when given)
     /// lacks, naming all of them, and each tool's definition defects.
-    pub(crate) fn build(
-        candidates: Vec<Tool>,
-        has_state: Option<&dyn Fn(TypeId) -> bool>,
-    ) -> Result<Registry, Error> {
+    pub(crate) fn build(candidates: Vec<Tool>, has_state: Option<&dyn Fn(TypeId) -> bool>) -> Result<Registry, Error> {
         let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(candidates.len());
         let mut by_name: HashMap<&'static str, Arc<Tool>, FastHash> =
             HashMap::with_capacity_and_hasher(candidates.len(), FastHash::default());
         let mut problems = Vec::new();
-        let mut missing: Vec<(TypeId, &'static str, Vec<(String, Location)>)> = Vec::new();
+        // Per missing state type: its name and every tool that takes it.
+        let mut missing: Vec<(TypeId, &'static str, Takers)> = Vec::new();
         for tool in candidates {
             if let Some(existing) = by_name.get(tool.name()) {
                 if existing.meta().location != tool.meta().location {
@@ -80,9 +81,7 @@ impl Registry {
             by_name.insert(tool.name(), tool.clone());
             tools.push(tool);
         }
-        problems.extend(
-            missing.into_iter().map(|(_, type_name, tools)| Error::MissingState { type_name, tools }),
-        );
+        problems.extend(missing.into_iter().map(|(_, type_name, tools)| Error::MissingState { type_name, tools }));
         if problems.len() > 1 {
             return Err(Error::Several(problems));
         }

@@ -187,9 +187,10 @@ impl ArgumentSchema {
 
     /// The properties a whole-arguments schema requires.
     pub(crate) fn required(&self) -> Vec<&str> {
-        self.schema.get("required").and_then(Value::as_array).map_or_else(Vec::new, |names| {
-            names.iter().filter_map(Value::as_str).collect()
-        })
+        self.schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |names| names.iter().filter_map(Value::as_str).collect())
     }
 
     /// For an unknown field serde skipped at `path` (inside this argument;
@@ -310,6 +311,18 @@ pub fn output_schema<T: JsonSchema>() -> Option<OutputSchema> {
         return None;
     }
     rewrite_schema(&mut value, Nulls::Keep);
+    // An enum whose variants are all objects (internally tagged, say) is an
+    // object: say so at the root, where MCP looks, instead of wrapping it.
+    if let Value::Object(map) = &mut value
+        && !map.contains_key("type")
+        && ["oneOf", "anyOf"].iter().any(|key| {
+            map.get(*key).and_then(Value::as_array).is_some_and(|branches| {
+                !branches.is_empty() && branches.iter().all(|b| b.get("type") == Some(&Value::String("object".into())))
+            })
+        })
+    {
+        map.insert("type".into(), Value::String("object".into()));
+    }
     if value.get("type") == Some(&Value::String("object".into())) {
         return Some(OutputSchema { object: value.clone(), value, wrapped: false });
     }

@@ -681,8 +681,7 @@ pub fn init_tracing() {
     // Colour only for a person at a terminal: not in files, pipes or CI logs.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A subscriber installed by the application first wins.
-    let _ =
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).try_init();
 }
 
 /// Each connection is a file descriptor; the usual soft limit of 1024 would

@@ -492,7 +492,14 @@ impl Tool {
     {
         let (input_schema, required_state, defects) = signature.finish();
         let handler: BoxedHandler = Arc::new(move |call: ToolCall| Box::pin(handler(call)));
-        Tool { meta, input_schema: Arc::new(input_schema), output: output.map(Arc::new), required_state, defects, handler }
+        Tool {
+            meta,
+            input_schema: Arc::new(input_schema),
+            output: output.map(Arc::new),
+            required_state,
+            defects,
+            handler,
+        }
     }
 
     pub fn name(&self) -> &'static str {

@@ -239,7 +239,8 @@ async fn nested_unknown_fields_are_refused_with_their_path() {
         )
     );
     // A flattened map and an explicit opt-out take extra fields, as their schemas say.
-    let loose = json!({"filter": {"tags": []}, "labels": {"name": "n", "a": 1, "b": 2}, "lenient": {"name": "xy", "z": 0}});
+    let loose =
+        json!({"filter": {"tags": []}, "labels": {"name": "n", "a": 1, "b": 2}, "lenient": {"name": "xy", "z": 0}});
     assert_eq!(run(&tool, loose).await, Ok(json!(4)));
     let props = &tool.input_schema()["properties"];
     assert_eq!(props["filter"]["additionalProperties"], json!(false));
@@ -469,10 +470,8 @@ struct Directory {
 
 impl mcp_runtime::FromToolCall for Caller {
     fn from_tool_call(call: &ToolCall) -> Result<Self, CallError> {
-        let directory = call
-            .state()
-            .get::<Directory>()
-            .ok_or_else(|| CallError::Internal("no Directory state".to_owned()))?;
+        let directory =
+            call.state().get::<Directory>().ok_or_else(|| CallError::Internal("no Directory state".to_owned()))?;
         directory.lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Caller { name: format!("caller of request {}", call.context().request_id()) })
     }
@@ -600,7 +599,10 @@ impl JsonSchema for Contact {
 /// Tool with JSON Schema 2020-12 features
 #[mcp_tool]
 async fn json_schema_2020_12_tool(#[mcp(flatten)] contact: Contact) -> String {
-    format!("{:?} via {:?} {:?}/{:?} at {:?}", contact.name, contact.contact_method, contact.phone, contact.email, contact.address)
+    format!(
+        "{:?} via {:?} {:?}/{:?} at {:?}",
+        contact.name, contact.contact_method, contact.phone, contact.email, contact.address
+    )
 }
 
 #[tokio::test]
@@ -673,7 +675,10 @@ async fn non_object_results_publish_their_schema_and_a_wrapped_one() {
     );
     assert_eq!(tool.output_schema_for("2025-06-18"), Some(&Value::Object(tool.output_schema().unwrap().clone())));
     assert_eq!(tool.output_schema_for("2026-07-28"), Some(value_schema));
-    assert_eq!(run(&tool, json!({"query": "q"})).await, Ok(json!([{"title": "q", "score": 1.0}, {"title": "q!", "score": 0.5}])));
+    assert_eq!(
+        run(&tool, json!({"query": "q"})).await,
+        Ok(json!([{"title": "q", "score": 1.0}, {"title": "q!", "score": 0.5}]))
+    );
 
     let mood = <mood as ToolFactory>::tool();
     assert_eq!(mood.result_schema(), Some(&json!({"type": "string", "enum": ["calm", "busy"]})));
@@ -743,7 +748,10 @@ async fn rich_results_carry_their_own_content() {
     let tool = <picture as ToolFactory>::tool();
     assert!(tool.output_schema().is_none());
     let out = tool.call(call(json!({}))).await.unwrap();
-    assert_eq!(output_parts(&out), (None, Some(json!([{"type": "image", "data": "iVBORw==", "mimeType": "image/png"}])), false));
+    assert_eq!(
+        output_parts(&out),
+        (None, Some(json!([{"type": "image", "data": "iVBORw==", "mimeType": "image/png"}])), false)
+    );
 
     let out = <several as ToolFactory>::tool().call(call(json!({}))).await.unwrap();
     let (_, content, _) = output_parts(&out);

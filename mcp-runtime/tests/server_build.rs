@@ -172,7 +172,10 @@ async fn start_up_reports_every_problem_at_once() {
     assert!(message.starts_with("4 problems stop the server from starting:\n  - "), "{message}");
     // One line per missing type, naming every tool that takes it.
     let database = message.lines().find(|l| l.contains("State<server_build::Database>")).expect(&message);
-    assert!(database.contains("tools `needs_db` (declared at") && database.contains("and `also_needs_db`"), "{database}");
+    assert!(
+        database.contains("tools `needs_db` (declared at") && database.contains("and `also_needs_db`"),
+        "{database}"
+    );
     assert!(message.contains("tool `also_needs_db` (declared at"), "{message}");
     assert!(message.contains("State<server_build::Cache>"), "{message}");
     assert!(message.contains("`#[mcp(flatten)] query` takes the whole arguments object"), "{message}");
@@ -200,9 +203,18 @@ async fn state_from_counts_for_the_checks_and_runs_only_when_serving() {
 #[test]
 fn the_command_line_shows_its_defaults_and_composes_with_a_services_own() {
     let help = Server::builder("notes", "1.2.3").default_port(9040).command().render_long_help().to_string();
-    for expected in ["--list-tools", "--host <ADDR>", "[env: MCP_HOST=]", "[default: 0.0.0.0]", "--port <PORT>",
-        "[env: MCP_PORT=]", "[default: 9040]", "MCP_MAX_IN_FLIGHT", "[default: 64]", "notes 1.2.3"]
-    {
+    for expected in [
+        "--list-tools",
+        "--host <ADDR>",
+        "[env: MCP_HOST=]",
+        "[default: 0.0.0.0]",
+        "--port <PORT>",
+        "[env: MCP_PORT=]",
+        "[default: 9040]",
+        "MCP_MAX_IN_FLIGHT",
+        "[default: 64]",
+        "notes 1.2.3",
+    ] {
         assert!(help.contains(expected), "`{expected}` missing from:\n{help}");
     }
     let error = Server::builder("t", "1").command().try_get_matches_from(["t", "--lsit-tools"]).unwrap_err();
@@ -229,7 +241,10 @@ fn the_command_line_shows_its_defaults_and_composes_with_a_services_own() {
     let cli = Cli::try_parse_from(["notes", "--port", "0", "--notes-dir", "/tmp/n", "--list-tools"]).unwrap();
     assert_eq!((cli.server.port, cli.server.list_tools, cli.notes_dir.as_str()), (Some(0), true, "/tmp/n"));
     let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
-    assert!(help.starts_with("A service with a flag and a subcommand of its own"), "the service keeps its about: {help}");
+    assert!(
+        help.starts_with("A service with a flag and a subcommand of its own"),
+        "the service keeps its about: {help}"
+    );
     let cli = Cli::try_parse_from(["notes", "fsck"]).unwrap();
     assert!(matches!(cli.command, Some(Command::Fsck)) && cli.server.port.is_none());
     let command = mcp_runtime::ServerArgs::with_defaults(<Cli as clap::CommandFactory>::command(), 9040);
