@@ -219,11 +219,9 @@ impl<T: Serialize + JsonSchema> IntoToolResult for CallToolResult<T> {
     }
 
     fn into_tool_output(self) -> Result<ToolOutput, CallError> {
-        // `()` has no schema: no structured output to send.
-        let value = match schema::output_schema::<T>() {
-            Some(_) => Some(to_raw(&self.structured)?),
-            None => None,
-        };
+        // Sent as `structuredContent` only when `T` has a schema (the tool
+        // knows); for `()` this is a `null` nothing reads.
+        let value = Some(to_raw(&self.structured)?);
         let content = self.content.as_deref().map(to_raw).transpose()?;
         let meta = self.meta.as_ref().map(to_raw).transpose()?;
         Ok(ToolOutput { value, content, is_error: self.is_error, meta })

@@ -776,5 +776,5 @@ async fn rich_results_carry_their_own_content() {
     assert_eq!(run(&tool, json!({"numbers": []})).await, Err(CallError::Tool("nothing to chart".to_owned())));
 
     let out = <refuse as ToolFactory>::tool().call(call(json!({}))).await.unwrap();
-    assert_eq!(output_parts(&out), (None, Some(json!([{"type": "text", "text": "no, because"}])), true));
+    assert_eq!(output_parts(&out), (Some(Value::Null), Some(json!([{"type": "text", "text": "no, because"}])), true));
 }
