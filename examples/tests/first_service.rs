@@ -63,6 +63,31 @@ async fn help_shows_the_defaults_and_the_services_own_flag() {
 }
 
 #[tokio::test]
+async fn logs_redirected_to_a_file_carry_no_colour_codes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hello"))
+        .env("MCP_HOST", "127.0.0.1")
+        .env("MCP_PORT", "0")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("hello logs that it listens");
+            if line.contains("MCP server listening") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the log line within 30 s");
+    assert!(!line.contains('\u{1b}'), "{line:?}");
+}
+
+#[tokio::test]
 async fn list_tools_prints_the_catalog_after_the_start_up_checks() {
     let out = run(env!("CARGO_BIN_EXE_notes"), &["--list-tools"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
