@@ -758,6 +758,11 @@ impl Problems {
                 Problem::Invalid { path, message } => parts.push(format!("`{path}`: {message}")),
             }
         }
+        if parts.len() > LISTED {
+            let more = parts.len() - LISTED;
+            parts.truncate(LISTED);
+            parts.push(format!("and {more} more problems"));
+        }
         match (parts.len(), self.found.first()) {
             (1, Some(Problem::Invalid { path, message })) if !path.is_empty() => {
                 format!("invalid argument `{path}`: {message}")
@@ -834,9 +839,17 @@ fn describe_whole_failure<T: JsonSchema>(raw: &str, problems: &mut Problems) {
     }
 }
 
-/// `a`, `` `a` and `b` ``, `` `a`, `b` and `c` ``.
+/// How many names or problems an error lists before summing up the rest: a
+/// call with thousands of unknown keys gets a bounded message.
+const LISTED: usize = 20;
+
+/// `a`, `` `a` and `b` ``, `` `a`, `b` and `c` ``; past [`LISTED`] names,
+/// `` `a`, .. `t` and 980 more ``.
 pub(crate) fn names_list<S: AsRef<str>>(names: &[S]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    let mut quoted: Vec<String> = names.iter().take(LISTED).map(|n| format!("`{}`", n.as_ref())).collect();
+    if names.len() > LISTED {
+        quoted.push(format!("{} more", names.len() - LISTED));
+    }
     match quoted.split_last() {
         None => String::new(),
         Some((last, [])) => last.clone(),

@@ -184,6 +184,14 @@ async fn every_problem_is_named_in_one_error() {
              `tags[1]`: invalid type: integer `2`, expected a string"
         )
     );
+    // Thousands of unknown names make a bounded message.
+    let mut many = serde_json::Map::new();
+    for i in 0..5000 {
+        many.insert(format!("k{i}"), json!(i));
+    }
+    let Err(CallError::InvalidArguments(message)) = run(&tool, Value::Object(many)).await else { panic!() };
+    assert!(message.len() < 1000, "{} bytes: {message}", message.len());
+    assert!(message.contains("`k19` and 4980 more (this tool takes"), "{message}");
     // A repeated name (which `json!` would merge) is refused, not silently resolved.
     let raw = serde_json::value::RawValue::from_string(r#"{"title":"t","title":"again","body":"b","tags":[]}"#.into());
     let repeated = ToolCall::new(Some(raw.unwrap()), call(json!({})).context().clone(), Arc::default());
