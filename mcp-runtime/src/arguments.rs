@@ -564,7 +564,7 @@ slot_tuples! {
     20 => (0 S0, 1 S1, 2 S2, 3 S3, 4 S4, 5 S5, 6 S6, 7 S7, 8 S8, 9 S9, 10 S10, 11 S11, 12 S12, 13 S13, 14 S14, 15 S15, 16 S16, 17 S17, 18 S18, 19 S19),
 }
 
-/// The most parameters a tool can have (the tuples [`Slots`] is implemented for).
+/// The most parameters a tool can have (the tuples `Slots` is implemented for).
 pub const MAX_PARAMETERS: usize = 20;
 
 /// Reads the call's arguments (absent or `null`: `{}`) into `slots`, the

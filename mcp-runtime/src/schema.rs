@@ -13,7 +13,7 @@
 //! Input objects are strict at every depth: each struct-like object
 //! (one with `properties`) that does not say otherwise gets
 //! `"additionalProperties": false`, and the runtime refuses an unknown field
-//! exactly where the published schema says so ([`rejects_unknown_field`]), so
+//! exactly where the published schema says so (`ArgumentSchema::rejects_unknown_field`), so
 //! the two cannot disagree. A map, a `#[serde(flatten)]` map, or a type whose
 //! schema sets `additionalProperties` itself (for example with
 //! `#[schemars(extend("additionalProperties" = true))]`) keeps what it says.

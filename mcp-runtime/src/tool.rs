@@ -5,7 +5,7 @@
 //! generated code hands over a concrete handler, and from then on the runtime
 //! only sees [`BoxedHandler`]. What a tool returns becomes a [`ToolOutput`]
 //! through [`IntoToolResult`], and a `CallToolResult` on the wire through
-//! [`write_call_result`], the one place that shapes it.
+//! `write_call_result`, the one place that shapes it.
 
 use std::any::TypeId;
 use std::fmt;
