@@ -57,6 +57,10 @@ async fn help_shows_the_defaults_and_the_services_own_flag() {
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("[default: 9000]") && help.contains("MCP_MAX_IN_FLIGHT"), "{help}");
 
+    let out = Command::new(env!("CARGO_BIN_EXE_hello")).env("MCP_PORT", "ninety").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad MCP_PORT is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set by --port or MCP_PORT"), "{out:?}");
+
     let out = run(env!("CARGO_BIN_EXE_hello"), &["--lsit-tools"]).await;
     assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--list-tools"), "and clap suggests the real one");

@@ -480,7 +480,7 @@ pub struct ServerArgs {
     #[arg(long, env = "MCP_HOST", default_value = "0.0.0.0", value_name = "ADDR")]
     pub host: String,
     /// Port to listen on; 0 picks a free one [default: the service's port]
-    #[arg(long, env = "MCP_PORT", value_name = "PORT")]
+    #[arg(long, env = "MCP_PORT", value_name = "PORT", value_parser = parse_port)]
     pub port: Option<u16>,
 }
 
@@ -505,6 +505,13 @@ impl ServerArgs {
             })
             .after_help(after)
     }
+}
+
+/// A port from `--port` or `MCP_PORT`, saying which two places it may come from.
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "a port is a number from 0 to 65535 (0 picks a free one); set by --port or MCP_PORT".to_owned())
 }
 
 /// The settings only the environment sets, with their defaults.
