@@ -214,10 +214,15 @@ impl StorageRoot {
         let Some(parent) = rel.parent() else {
             return self.dir.try_clone().map_err(|e| self.path_error(e, rel));
         };
-        if create {
-            self.dir.create_dir_all(parent).map_err(|e| self.path_error(e, rel))?;
+        match self.dir.open_dir(parent) {
+            // Create only what is really missing: a symlink that leads out
+            // must be reported as such, not as "exists".
+            Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                self.dir.create_dir_all(parent).map_err(|e| self.path_error(e, rel))?;
+                self.dir.open_dir(parent).map_err(|e| self.path_error(e, rel))
+            }
+            opened => opened.map_err(|e| self.path_error(e, rel)),
         }
-        self.dir.open_dir(parent).map_err(|e| self.path_error(e, rel))
     }
 
     /// Turns a failed open of `rel` into an error a caller can act on.
