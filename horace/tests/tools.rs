@@ -152,7 +152,7 @@ async fn register_records_the_facts(f: Fixture) {
     let created: chrono::DateTime<chrono::Utc> = file.created_at.parse().unwrap();
     assert!(created >= before - chrono::Duration::seconds(1), "created_at {created} is a real timestamp");
     // The content is in the version store under its checksum.
-    assert_eq!(f.stored_objects(), [file.checksum.clone()]);
+    assert_eq!(f.stored_objects(), std::slice::from_ref(&file.checksum));
     assert_eq!(std::fs::read(f.root().join(".horace/objects").join(&file.checksum)).unwrap(), png);
 
     // Relative, and MIME from the extension when the content has no signature.
