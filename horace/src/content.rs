@@ -13,6 +13,7 @@
 //! names them is committed.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::mpsc::sync_channel;
 
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use chrono::{DateTime, Utc};
@@ -24,7 +25,7 @@ use crate::model::{Observed, micros};
 use crate::root::{RESERVED_DIR, RelPath, StorageRoot};
 
 /// How much is read, hashed and written at a time.
-pub const CHUNK: usize = 1 << 20;
+pub const CHUNK: usize = 256 << 10;
 
 /// How much of the start of a file type detection looks at (enough for
 /// every signature `infer` knows, ISO 9660's at 32 KiB included).
@@ -82,7 +83,7 @@ impl VersionStore {
                 .with_source(e)
         };
         if let Some(known) = known {
-            let pass = pump(&mut file, None).map_err(|e| e.into_read_error(read_error))?;
+            let pass = pump(&mut file, None, metadata.len()).map_err(|e| e.into_read_error(read_error))?;
             if pass.checksum == known {
                 return Ok(observed(pass, rel, modified_at));
             }
@@ -97,7 +98,7 @@ impl VersionStore {
         };
         let temp_name = format!("{OBJECT_TEMP_PREFIX}{}", Uuid::new_v4());
         let mut temp = self.objects.open_with(&temp_name, &new_file(0o444)).map_err(store_error)?;
-        let result = pump(&mut file, Some(&mut temp));
+        let result = pump(&mut file, Some(&mut temp), metadata.len());
         let pass = match result {
             Ok(pass) => pass,
             Err(e) => {
@@ -143,6 +144,7 @@ impl VersionStore {
             }
             Err(e) => return Err(unavailable(&format!("cannot be read: {e}"))),
         };
+        let source_size = source.metadata().map(|m| m.len()).unwrap_or(0);
         let parent = root.open_parent(rel, true)?;
         let name = rel.file_name();
         let permissions = match parent.symlink_metadata(name) {
@@ -164,7 +166,7 @@ impl VersionStore {
         let temp_name = format!("{RESTORE_TEMP_PREFIX}{}.tmp", Uuid::new_v4());
         let mut temp = parent.open_with(&temp_name, &new_file(0o644)).map_err(|e| root.path_error(e, rel))?;
         let written = (|| {
-            let pass = pump(&mut source, Some(&mut temp))
+            let pass = pump(&mut source, Some(&mut temp), source_size)
                 .map_err(|e| e.into_error(|e| unavailable(&format!("cannot be read: {e}")), write_error))?;
             if pass.checksum != checksum {
                 return Err(unavailable(&format!("is corrupt (its content hashes to {})", pass.checksum)));
@@ -214,31 +216,127 @@ impl PumpError {
     }
 }
 
+/// Files at least this large are pumped by three threads (read, hash,
+/// write) so that copying from the page cache, hashing and writing overlap;
+/// smaller ones on the calling thread, where two threads would cost more
+/// than they save.
+const PIPELINE_FROM: u64 = 4 * CHUNK as u64;
+
+/// Chunks in flight between the pipeline's threads: its whole memory.
+const PIPELINE_BUFFERS: usize = 4;
+
+/// The copy is flushed to disk every this many bytes while it is written,
+/// so the disk works while the rest is still being hashed instead of all at
+/// the final fsync.
+const FLUSH_EVERY: u64 = 16 << 20;
+
 /// Streams `source` to its end through SHA-256 (and into `copy`), keeping
-/// only the first [`SNIFF_BYTES`] for type detection.
-fn pump(source: &mut File, mut copy: Option<&mut File>) -> Result<Pass, PumpError> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut hasher = Sha256::new();
-    let mut head = Vec::new();
-    let mut size = 0u64;
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(PumpError::Read(e)),
-        };
-        let chunk = &buf[..n];
-        hasher.update(chunk);
-        if head.len() < SNIFF_BYTES {
-            head.extend_from_slice(&chunk[..n.min(SNIFF_BYTES - head.len())]);
+/// only the first [`SNIFF_BYTES`] for type detection. `size_hint` is the
+/// size fstat reported; the content read decides the result.
+fn pump(source: &mut File, copy: Option<&mut File>, size_hint: u64) -> Result<Pass, PumpError> {
+    let mut digest = Digesting::new();
+    if size_hint < PIPELINE_FROM {
+        let mut buf = vec![0u8; CHUNK];
+        let mut copy = copy;
+        loop {
+            let n = read_some(source, &mut buf).map_err(PumpError::Read)?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&buf[..n]);
+            if let Some(copy) = copy.as_deref_mut() {
+                copy.write_all(&buf[..n]).map_err(PumpError::Write)?;
+            }
         }
-        if let Some(copy) = copy.as_deref_mut() {
-            copy.write_all(chunk).map_err(PumpError::Write)?;
-        }
-        size += n as u64;
+        return Ok(digest.finish());
     }
-    Ok(Pass { checksum: hex(&hasher.finalize()), size, head })
+    let _ = rustix::fs::fadvise(&*source, 0, None, rustix::fs::Advice::Sequential);
+    std::thread::scope(|scope| {
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
+        let (filled_tx, filled_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
+        for _ in 0..PIPELINE_BUFFERS {
+            empty_tx.send(vec![0u8; CHUNK]).expect("the channel holds every buffer");
+        }
+        let reader = scope.spawn(move || -> io::Result<()> {
+            while let Ok(mut buf) = empty_rx.recv() {
+                let n = read_some(source, &mut buf)?;
+                if n == 0 || filled_tx.send((buf, n)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let (write_tx, write_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
+        let writer = copy.map(|copy| {
+            let empty_tx = empty_tx.clone();
+            scope.spawn(move || -> io::Result<()> {
+                let mut unflushed = 0u64;
+                for (buf, n) in write_rx {
+                    copy.write_all(&buf[..n])?;
+                    unflushed += n as u64;
+                    if unflushed >= FLUSH_EVERY {
+                        copy.sync_data()?;
+                        unflushed = 0;
+                    }
+                    let _ = empty_tx.send(buf);
+                }
+                Ok(())
+            })
+        });
+        for (buf, n) in filled_rx.iter() {
+            digest.update(&buf[..n]);
+            if writer.is_some() {
+                if write_tx.send((buf, n)).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            } else {
+                let _ = empty_tx.send(buf);
+            }
+        }
+        // Whoever is still waiting (the reader for a buffer, the writer for
+        // a chunk) sees its channel close and ends.
+        drop((write_tx, empty_tx, filled_rx));
+        if let Some(writer) = writer {
+            writer.join().expect("the writer thread does not panic").map_err(PumpError::Write)?;
+        }
+        reader.join().expect("the reader thread does not panic").map_err(PumpError::Read)?;
+        Ok(digest.finish())
+    })
+}
+
+fn read_some(source: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match source.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// SHA-256, size and the head kept for type detection, as content streams by.
+struct Digesting {
+    hasher: Sha256,
+    head: Vec<u8>,
+    size: u64,
+}
+
+impl Digesting {
+    fn new() -> Digesting {
+        Digesting { hasher: Sha256::new(), head: Vec::new(), size: 0 }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        if self.head.len() < SNIFF_BYTES {
+            let keep = chunk.len().min(SNIFF_BYTES - self.head.len());
+            self.head.extend_from_slice(&chunk[..keep]);
+        }
+        self.size += chunk.len() as u64;
+    }
+
+    fn finish(self) -> Pass {
+        Pass { checksum: hex(&self.hasher.finalize()), size: self.size, head: self.head }
+    }
 }
 
 fn observed(pass: Pass, rel: &RelPath, modified_at: DateTime<Utc>) -> Observed {

@@ -154,6 +154,8 @@ impl Catalog {
         on_backend!(self.checksum_of(path))
     }
 
+    /// Catalogs what was read at `path`. `metadata` is what
+    /// [`FileMetadata::validated`] returned.
     pub async fn register(
         &self,
         path: &RelPath,

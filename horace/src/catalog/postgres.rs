@@ -1,8 +1,10 @@
 //! The PostgreSQL catalog: a connection pool, migrations under an advisory
 //! lock (replicas starting together migrate once), `INSERT .. ON CONFLICT`
 //! plus row locks (`FOR UPDATE`) so that replicas registering one path at
-//! the same moment agree on one file id and on version numbers, and tags as
-//! a `TEXT[]` with a GIN index.
+//! the same moment agree on one file id and on version numbers. Searching
+//! is one statement (the page and its total from one snapshot, one round
+//! trip); tags are kept on the row and in a `file_tags` table that tag
+//! filters join.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
@@ -53,7 +55,14 @@ CREATE INDEX files_extension_idx ON files (extension);
 CREATE INDEX files_mime_idx ON files (mime_type text_pattern_ops);
 CREATE INDEX files_created_idx ON files (created_at);
 CREATE INDEX files_size_idx ON files (size);
-CREATE INDEX files_tags_idx ON files USING GIN (tags);
+
+-- Tag searches join this (one row per tag of a file), so a tag's files are
+-- an index range and counting them never visits the files table's heap.
+CREATE TABLE file_tags (
+    tag      TEXT NOT NULL,
+    file_seq BIGINT NOT NULL REFERENCES files (seq),
+    PRIMARY KEY (tag, file_seq)
+);
 
 CREATE TABLE file_versions (
     file_seq      BIGINT NOT NULL REFERENCES files (seq),
@@ -91,6 +100,25 @@ const FILE_COLUMNS: &str = "f.id, f.path, f.file_name, f.extension, f.mime_type,
                             f.status, f.owner, f.purpose, f.tags, f.correlation_id, f.created_at, f.updated_at, \
                             f.modified_at";
 
+/// Inserts a new path with its version 1 and its tags, or nothing when the
+/// path is cataloged; returns the new row as [`FILE_COLUMNS`], then `seq`.
+const INSERT_NEW_FILE: &str = "
+WITH f AS (
+    INSERT INTO files (id, path, file_name, extension, mime_type, size, checksum, version, status, owner, purpose,
+                       correlation_id, tags, modified_at, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'active', $8, $9, $10, $11, $12, $13, $13)
+    ON CONFLICT (path) DO NOTHING
+    RETURNING *
+), version AS (
+    INSERT INTO file_versions (file_seq, version, checksum, size, mime_type, reason, created_at)
+    SELECT seq, 1, checksum, size, mime_type, 'registered', created_at FROM f
+), tag AS (
+    INSERT INTO file_tags (tag, file_seq) SELECT t, f.seq FROM f, UNNEST(f.tags) AS t
+)
+SELECT f.id, f.path, f.file_name, f.extension, f.mime_type, f.size, f.checksum, f.version, f.status, f.owner,
+       f.purpose, f.tags, f.correlation_id, f.created_at, f.updated_at, f.modified_at, f.seq
+FROM f";
+
 const VERSION_COLUMNS: &str = "version, checksum, size, mime_type, reason, restored_from, created_at";
 
 const COLLECTION_SELECT: &str = "SELECT c.id, c.name, c.description, c.metadata, \
@@ -114,8 +142,15 @@ type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 impl PgCatalog {
     pub async fn connect(url: &str, root: &str) -> Result<PgCatalog> {
-        let config: tokio_postgres::Config =
+        let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| HoraceError::invalid(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+        // Statements are prepared once per connection. A generic plan for a
+        // reused search statement cannot see that `created_at > $1` is the
+        // last minute or that a tag is rare, and may scan everything: plan
+        // each execution with its values (a fraction of a millisecond).
+        let custom_plans = "-c plan_cache_mode=force_custom_plan";
+        let options = config.get_options().map_or_else(|| custom_plans.to_owned(), |o| format!("{o} {custom_plans}"));
+        config.options(&options);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(16)
@@ -160,47 +195,61 @@ impl PgCatalog {
         observed: &Observed,
         metadata: &FileMetadata,
     ) -> Result<(FileRecord, Registered)> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
         let now = now_micros();
         let initial = StoredMetadata::initial(metadata);
+        let (id, path_str, name, extension) = (Uuid::now_v7(), path.as_str(), path.file_name(), path.extension());
+        let new_file: [&(dyn ToSql + Sync); 13] = [
+            &id,
+            &path_str,
+            &name,
+            &extension,
+            &observed.mime_type,
+            &observed.size,
+            &observed.checksum,
+            &initial.owner,
+            &initial.purpose,
+            &initial.correlation_id,
+            &initial.tags,
+            &observed.modified_at,
+            &now,
+        ];
+        // The common cases are one statement each, which PostgreSQL runs
+        // atomically: a new path (with its version and tags), and an
+        // unchanged active file (a read).
+        if metadata.collection.is_none() {
+            let client = self.pool.get().await?;
+            if let Some(row) = client.query_opt(&client.prepare_cached(INSERT_NEW_FILE).await?, &new_file).await? {
+                return Ok((file_from_row(&row, &self.root), Registered::New));
+            }
+            let by_path = format!("SELECT {FILE_COLUMNS} FROM files f WHERE f.path = $1");
+            if let Some(row) = client.query_opt(&client.prepare_cached(&by_path).await?, &[&path_str]).await? {
+                let file = file_from_row(&row, &self.root);
+                if file.checksum == observed.checksum && file.status == FileStatus::Active {
+                    return Ok((file, Registered::Duplicate));
+                }
+            }
+        }
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
         // Whoever inserts first creates the file; the others wait for that
         // commit, find the row, and lock it below.
-        let inserted = tx
-            .query_opt(
-                "INSERT INTO files (id, path, file_name, extension, mime_type, size, checksum, version, status, owner, \
-                 purpose, correlation_id, tags, modified_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'active', $8, $9, $10, $11, $12, $13, $13)
-                 ON CONFLICT (path) DO NOTHING RETURNING seq",
-                &[
-                    &Uuid::now_v7(),
-                    &path.as_str(),
-                    &path.file_name(),
-                    &path.extension(),
-                    &observed.mime_type,
-                    &observed.size,
-                    &observed.checksum,
-                    &initial.owner,
-                    &initial.purpose,
-                    &initial.correlation_id,
-                    &initial.tags,
-                    &observed.modified_at,
-                    &now,
-                ],
-            )
-            .await?;
+        let inserted = tx.query_opt(&tx.prepare_cached(INSERT_NEW_FILE).await?, &new_file).await?;
         let (seq, outcome) = match inserted {
             Some(row) => {
-                let seq: i64 = row.get(0);
-                insert_version(&tx, seq, 1, observed, VersionReason::Registered, None, now).await?;
+                let file = file_from_row(&row, &self.root);
                 if let Some(name) = &metadata.collection {
-                    join_collection(&tx, seq, name, now).await?;
+                    join_collection(&tx, row.get(16), name, now).await?;
                 }
-                (seq, Registered::New)
+                tx.commit().await?;
+                return Ok((file, Registered::New));
             }
             None => {
                 let row = tx
-                    .query_one("SELECT seq, checksum, status FROM files WHERE path = $1 FOR UPDATE", &[&path.as_str()])
+                    .query_one(
+                        &tx.prepare_cached("SELECT seq, checksum, status FROM files WHERE path = $1 FOR UPDATE")
+                            .await?,
+                        &[&path.as_str()],
+                    )
                     .await?;
                 let seq: i64 = row.get(0);
                 let checksum: &str = row.get(1);
@@ -208,7 +257,10 @@ impl PgCatalog {
                 if checksum == observed.checksum {
                     if status != FileStatus::Active.as_str() {
                         tx.execute(
-                            "UPDATE files SET status = 'active', modified_at = $2, updated_at = $3 WHERE seq = $1",
+                            &tx.prepare_cached(
+                                "UPDATE files SET status = 'active', modified_at = $2, updated_at = $3 WHERE seq = $1",
+                            )
+                            .await?,
                             &[&seq, &observed.modified_at, &now],
                         )
                         .await?;
@@ -243,15 +295,21 @@ impl PgCatalog {
             .start()
             .await?;
         let row = tx
-            .query_opt(&format!("SELECT f.seq, {FILE_COLUMNS} FROM files f WHERE f.id = $1"), &[&id])
+            .query_opt(
+                &tx.prepare_cached(&format!("SELECT f.seq, {FILE_COLUMNS} FROM files f WHERE f.id = $1")).await?,
+                &[&id],
+            )
             .await?
             .ok_or_else(|| HoraceError::file_not_found(id))?;
         let seq: i64 = row.get(0);
         let file = file_from_row_at(&row, 1, &self.root);
         let collections = tx
             .query(
-                "SELECT c.name FROM collection_files cf JOIN collections c ON c.seq = cf.collection_seq
+                &tx.prepare_cached(
+                    "SELECT c.name FROM collection_files cf JOIN collections c ON c.seq = cf.collection_seq
                  WHERE cf.file_seq = $1 ORDER BY c.name",
+                )
+                .await?,
                 &[&seq],
             )
             .await?
@@ -261,7 +319,10 @@ impl PgCatalog {
         let versions = if include_versions {
             let rows = tx
                 .query(
-                    &format!("SELECT {VERSION_COLUMNS} FROM file_versions WHERE file_seq = $1 ORDER BY version"),
+                    &tx.prepare_cached(&format!(
+                        "SELECT {VERSION_COLUMNS} FROM file_versions WHERE file_seq = $1 ORDER BY version"
+                    ))
+                    .await?,
                     &[&seq],
                 )
                 .await?;
@@ -276,13 +337,17 @@ impl PgCatalog {
     pub async fn version(&self, id: Uuid, version: i64) -> Result<VersionRecord> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT seq, version FROM files WHERE id = $1", &[&id])
+            .query_opt(&client.prepare_cached("SELECT seq, version FROM files WHERE id = $1").await?, &[&id])
             .await?
             .ok_or_else(|| HoraceError::file_not_found(id))?;
         let (seq, current): (i64, i64) = (row.get(0), row.get(1));
         let found = client
             .query_opt(
-                &format!("SELECT {VERSION_COLUMNS} FROM file_versions WHERE file_seq = $1 AND version = $2"),
+                &client
+                    .prepare_cached(&format!(
+                        "SELECT {VERSION_COLUMNS} FROM file_versions WHERE file_seq = $1 AND version = $2"
+                    ))
+                    .await?,
                 &[&seq, &version],
             )
             .await?;
@@ -294,7 +359,10 @@ impl PgCatalog {
         let tx = client.transaction().await?;
         let now = now_micros();
         let row = tx
-            .query_opt("SELECT seq, checksum, status FROM files WHERE id = $1 FOR UPDATE", &[&id])
+            .query_opt(
+                &tx.prepare_cached("SELECT seq, checksum, status FROM files WHERE id = $1 FOR UPDATE").await?,
+                &[&id],
+            )
             .await?
             .ok_or_else(|| HoraceError::file_not_found(id))?;
         let seq: i64 = row.get(0);
@@ -310,7 +378,10 @@ impl PgCatalog {
             ContentCheck::Present(observed) => {
                 if status != FileStatus::Active.as_str() {
                     tx.execute(
-                        "UPDATE files SET status = 'active', modified_at = $2, updated_at = $3 WHERE seq = $1",
+                        &tx.prepare_cached(
+                            "UPDATE files SET status = 'active', modified_at = $2, updated_at = $3 WHERE seq = $1",
+                        )
+                        .await?,
                         &[&seq, &observed.modified_at, &now],
                     )
                     .await?;
@@ -318,8 +389,12 @@ impl PgCatalog {
             }
             ContentCheck::Missing => {
                 if status != FileStatus::Missing.as_str() {
-                    tx.execute("UPDATE files SET status = 'missing', updated_at = $2 WHERE seq = $1", &[&seq, &now])
-                        .await?;
+                    tx.execute(
+                        &tx.prepare_cached("UPDATE files SET status = 'missing', updated_at = $2 WHERE seq = $1")
+                            .await?,
+                        &[&seq, &now],
+                    )
+                    .await?;
                 }
             }
         }
@@ -332,7 +407,7 @@ impl PgCatalog {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let seq: i64 = tx
-            .query_opt("SELECT seq FROM files WHERE id = $1 FOR UPDATE", &[&id])
+            .query_opt(&tx.prepare_cached("SELECT seq FROM files WHERE id = $1 FOR UPDATE").await?, &[&id])
             .await?
             .ok_or_else(|| HoraceError::file_not_found(id))?
             .get(0);
@@ -343,14 +418,16 @@ impl PgCatalog {
     }
 
     pub async fn search(&self, query: &SearchQuery) -> Result<(Vec<FileRecord>, i64)> {
+        let mut joins = String::new();
         let mut filter = String::new();
         let mut args: Params = Vec::new();
         let mut arg = |value: Box<dyn ToSql + Sync + Send>| {
             args.push(value);
             format!("${}", args.len())
         };
-        if !query.tags.is_empty() {
-            filter.push_str(&format!(" AND f.tags @> {}::text[]", arg(Box::new(query.tags.clone()))));
+        for (i, tag) in query.tags.iter().enumerate() {
+            let p = arg(Box::new(tag.clone()));
+            joins.push_str(&format!(" JOIN file_tags t{i} ON t{i}.file_seq = f.seq AND t{i}.tag = {p}"));
         }
         if let Some(owner) = &query.owner {
             filter.push_str(&format!(" AND f.owner = {}", arg(Box::new(owner.clone()))));
@@ -390,38 +467,35 @@ impl PgCatalog {
         if let Some(status) = query.status {
             filter.push_str(&format!(" AND f.status = {}", arg(Box::new(status.as_str()))));
         }
-        let n = args.len();
-        let mut client = self.pool.get().await?;
-        // One snapshot: the page and its count agree.
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await?;
+        let limit = arg(Box::new(query.limit));
+        let offset = arg(Box::new(query.offset));
+        // One statement, so the page and the total come from one snapshot;
+        // the LEFT JOIN keeps the total when the page is past the end.
+        let sql = format!(
+            "SELECT total.n, page.* FROM (SELECT count(*) AS n FROM files f{joins} WHERE TRUE{filter}) AS total \
+             LEFT JOIN LATERAL (SELECT {FILE_COLUMNS} FROM files f{joins} WHERE TRUE{filter} \
+             ORDER BY f.seq DESC LIMIT {limit} OFFSET {offset}) AS page ON TRUE"
+        );
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(&sql).await?;
         let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
-        let count_stmt = tx.prepare_cached(&format!("SELECT count(*) FROM files f WHERE TRUE{filter}")).await?;
-        let total: i64 = tx.query_one(&count_stmt, &refs).await?.get(0);
-        let page_stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {FILE_COLUMNS} FROM files f WHERE TRUE{filter} ORDER BY f.seq DESC LIMIT ${} OFFSET ${}",
-                n + 1,
-                n + 2
-            ))
-            .await?;
-        let mut page_refs = refs;
-        page_refs.push(&query.limit);
-        page_refs.push(&query.offset);
-        let rows = tx.query(&page_stmt, &page_refs).await?;
-        tx.commit().await?;
-        Ok((rows.iter().map(|r| file_from_row(r, &self.root)).collect(), total))
+        let rows = client.query(&statement, &refs).await?;
+        let total: i64 = rows.first().map_or(0, |r| r.get(0));
+        let files = rows
+            .iter()
+            .filter(|r| r.get::<_, Option<Uuid>>(1).is_some())
+            .map(|r| file_from_row_at(r, 1, &self.root))
+            .collect();
+        Ok((files, total))
     }
 
     pub async fn upsert_collection(&self, input: &CollectionInput) -> Result<CollectionUpsert> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let now = now_micros();
-        let found = tx.query("SELECT id, seq FROM files WHERE id = ANY($1)", &[&input.file_ids]).await?;
+        let found = tx
+            .query(&tx.prepare_cached("SELECT id, seq FROM files WHERE id = ANY($1)").await?, &[&input.file_ids])
+            .await?;
         let known: std::collections::HashMap<Uuid, i64> = found.iter().map(|r| (r.get(0), r.get(1))).collect();
         let unknown: Vec<Uuid> = input.file_ids.iter().filter(|id| !known.contains_key(id)).copied().collect();
         if !unknown.is_empty() {
@@ -431,8 +505,11 @@ impl PgCatalog {
         let metadata = Value::Object(input.metadata.clone().unwrap_or_default());
         let inserted = tx
             .query_opt(
-                "INSERT INTO collections (id, name, description, metadata, created_at, updated_at)
+                &tx.prepare_cached(
+                    "INSERT INTO collections (id, name, description, metadata, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING seq",
+                )
+                .await?,
                 &[&Uuid::now_v7(), &input.name, &input.description, &metadata, &now],
             )
             .await?;
@@ -441,8 +518,11 @@ impl PgCatalog {
             None => {
                 let row = tx
                     .query_one(
-                        "UPDATE collections SET description = COALESCE($2, description), metadata = metadata || $3,
+                        &tx.prepare_cached(
+                            "UPDATE collections SET description = COALESCE($2, description), metadata = metadata || $3,
                          updated_at = $4 WHERE name = $1 RETURNING seq",
+                        )
+                        .await?,
                         &[&input.name, &input.description, &metadata, &now],
                     )
                     .await?;
@@ -451,12 +531,16 @@ impl PgCatalog {
         };
         let added = tx
             .execute(
-                "INSERT INTO collection_files (collection_seq, file_seq, added_at)
+                &tx.prepare_cached(
+                    "INSERT INTO collection_files (collection_seq, file_seq, added_at)
                  SELECT $1, s, $3 FROM UNNEST($2::bigint[]) AS s ON CONFLICT DO NOTHING",
+                )
+                .await?,
                 &[&seq, &seqs, &now],
             )
             .await? as i64;
-        let row = tx.query_one(&format!("{COLLECTION_SELECT} WHERE c.seq = $1"), &[&seq]).await?;
+        let row =
+            tx.query_one(&tx.prepare_cached(&format!("{COLLECTION_SELECT} WHERE c.seq = $1")).await?, &[&seq]).await?;
         tx.commit().await?;
         Ok(CollectionUpsert { collection: collection_from_row(&row), created, added })
     }
@@ -469,16 +553,22 @@ impl PgCatalog {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let total: i64 = tx.query_one("SELECT count(*) FROM collections", &[]).await?.get(0);
-        let rows =
-            tx.query(&format!("{COLLECTION_SELECT} ORDER BY c.name LIMIT $1 OFFSET $2"), &[&limit, &offset]).await?;
+        let total: i64 = tx.query_one(&tx.prepare_cached("SELECT count(*) FROM collections").await?, &[]).await?.get(0);
+        let rows = tx
+            .query(
+                &tx.prepare_cached(&format!("{COLLECTION_SELECT} ORDER BY c.name LIMIT $1 OFFSET $2")).await?,
+                &[&limit, &offset],
+            )
+            .await?;
         tx.commit().await?;
         Ok((rows.iter().map(collection_from_row).collect(), total))
     }
 }
 
 async fn load_file(tx: &Transaction<'_>, root: &str, seq: i64) -> Result<FileRecord> {
-    let row = tx.query_one(&format!("SELECT {FILE_COLUMNS} FROM files f WHERE f.seq = $1"), &[&seq]).await?;
+    let row = tx
+        .query_one(&tx.prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files f WHERE f.seq = $1")).await?, &[&seq])
+        .await?;
     Ok(file_from_row(&row, root))
 }
 
@@ -552,9 +642,8 @@ async fn insert_version(
     restored_from: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
-        "INSERT INTO file_versions (file_seq, version, checksum, size, mime_type, reason, restored_from, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    tx.execute(&tx.prepare_cached("INSERT INTO file_versions (file_seq, version, checksum, size, mime_type, reason, restored_from, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)").await?,
         &[
             &seq,
             &version,
@@ -582,8 +671,11 @@ async fn apply_content(
 ) -> Result<i64> {
     let version: i64 = tx
         .query_one(
-            "UPDATE files SET version = version + 1, checksum = $2, size = $3, mime_type = $4, modified_at = $5,
+            &tx.prepare_cached(
+                "UPDATE files SET version = version + 1, checksum = $2, size = $3, mime_type = $4, modified_at = $5,
              status = 'active', updated_at = $6 WHERE seq = $1 RETURNING version",
+            )
+            .await?,
             &[&seq, &observed.checksum, &observed.size, &observed.mime_type, &observed.modified_at, &now],
         )
         .await?
@@ -595,41 +687,64 @@ async fn apply_content(
 /// Merges a metadata patch into the row (the caller holds the row lock);
 /// returns whether anything changed.
 async fn apply_metadata(tx: &Transaction<'_>, seq: i64, patch: &FileMetadata, now: DateTime<Utc>) -> Result<bool> {
-    let row = tx.query_one("SELECT owner, purpose, correlation_id, tags FROM files WHERE seq = $1", &[&seq]).await?;
+    let row = tx
+        .query_one(
+            &tx.prepare_cached("SELECT owner, purpose, correlation_id, tags FROM files WHERE seq = $1").await?,
+            &[&seq],
+        )
+        .await?;
     let stored =
         StoredMetadata { owner: row.get(0), purpose: row.get(1), correlation_id: row.get(2), tags: row.get(3) };
     let merged = stored.merged(patch);
     let mut changed = false;
     if merged != stored {
-        tx.execute(
-            "UPDATE files SET owner = $2, purpose = $3, correlation_id = $4, tags = $5, updated_at = $6 WHERE seq = $1",
+        tx.execute(&tx.prepare_cached("UPDATE files SET owner = $2, purpose = $3, correlation_id = $4, tags = $5, updated_at = $6 WHERE seq = $1").await?,
             &[&seq, &merged.owner, &merged.purpose, &merged.correlation_id, &merged.tags, &now],
         )
         .await?;
+        if merged.tags != stored.tags {
+            replace_tags(tx, seq, &merged.tags).await?;
+        }
         changed = true;
     }
     if let Some(name) = &patch.collection
         && join_collection(tx, seq, name, now).await?
     {
-        tx.execute("UPDATE files SET updated_at = $2 WHERE seq = $1", &[&seq, &now]).await?;
+        tx.execute(&tx.prepare_cached("UPDATE files SET updated_at = $2 WHERE seq = $1").await?, &[&seq, &now]).await?;
         changed = true;
     }
     Ok(changed)
+}
+
+async fn replace_tags(tx: &Transaction<'_>, seq: i64, tags: &[String]) -> Result<()> {
+    tx.execute(&tx.prepare_cached("DELETE FROM file_tags WHERE file_seq = $1").await?, &[&seq]).await?;
+    tx.execute(
+        &tx.prepare_cached("INSERT INTO file_tags (tag, file_seq) SELECT t, $2 FROM UNNEST($1::text[]) AS t").await?,
+        &[&tags, &seq],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Adds the file to the named collection, creating the collection if
 /// needed; returns whether the file was not in it before.
 async fn join_collection(tx: &Transaction<'_>, file_seq: i64, name: &str, now: DateTime<Utc>) -> Result<bool> {
     tx.execute(
-        "INSERT INTO collections (id, name, metadata, created_at, updated_at) VALUES ($1, $2, '{}', $3, $3)
+        &tx.prepare_cached(
+            "INSERT INTO collections (id, name, metadata, created_at, updated_at) VALUES ($1, $2, '{}', $3, $3)
          ON CONFLICT (name) DO NOTHING",
+        )
+        .await?,
         &[&Uuid::now_v7(), &name, &now],
     )
     .await?;
     let added = tx
         .execute(
-            "INSERT INTO collection_files (collection_seq, file_seq, added_at)
+            &tx.prepare_cached(
+                "INSERT INTO collection_files (collection_seq, file_seq, added_at)
              SELECT seq, $2, $3 FROM collections WHERE name = $1 ON CONFLICT DO NOTHING",
+            )
+            .await?,
             &[&name, &file_seq, &now],
         )
         .await?;

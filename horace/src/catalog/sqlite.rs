@@ -401,17 +401,18 @@ impl SqliteCatalog {
     pub async fn search(&self, query: &SearchQuery) -> Result<(Vec<FileRecord>, i64)> {
         let query = query.clone();
         self.read(move |conn, root| {
+            let mut joins = String::new();
             let mut filter = String::new();
             let mut args: Vec<Box<dyn ToSql + Send>> = Vec::new();
             let mut arg = |value: Box<dyn ToSql + Send>| {
                 args.push(value);
                 format!("?{}", args.len())
             };
-            for tag in &query.tags {
+            // Each tag is a join on its index range, so a tag's files are
+            // found without scanning the others.
+            for (i, tag) in query.tags.iter().enumerate() {
                 let p = arg(Box::new(tag.clone()));
-                filter.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM file_tags t WHERE t.tag = {p} AND t.file_seq = f.seq)"
-                ));
+                joins.push_str(&format!(" JOIN file_tags t{i} ON t{i}.file_seq = f.seq AND t{i}.tag = {p}"));
             }
             if let Some(owner) = &query.owner {
                 filter.push_str(&format!(" AND f.owner = {}", arg(Box::new(owner.clone()))));
@@ -453,11 +454,11 @@ impl SqliteCatalog {
             }
             let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref() as &dyn ToSql).collect();
             let total: i64 = conn
-                .prepare_cached(&format!("SELECT count(*) FROM files f WHERE 1 = 1{filter}"))?
+                .prepare_cached(&format!("SELECT count(*) FROM files f{joins} WHERE 1 = 1{filter}"))?
                 .query_row(refs.as_slice(), |r| r.get(0))?;
             let n = refs.len();
             let page_sql = format!(
-                "SELECT {FILE_COLUMNS} FROM files f WHERE 1 = 1{filter} ORDER BY f.seq DESC LIMIT ?{} OFFSET ?{}",
+                "SELECT {FILE_COLUMNS} FROM files f{joins} WHERE 1 = 1{filter} ORDER BY f.seq DESC LIMIT ?{} OFFSET ?{}",
                 n + 1,
                 n + 2
             );
