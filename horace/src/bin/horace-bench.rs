@@ -129,6 +129,69 @@ fn write_files(root: &Path, dir: &str, count: usize, size: usize, rng: &mut StdR
     paths
 }
 
+/// CPU seconds (user + system) of a process, from /proc (100 ticks/s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU of this process, and of the benchmark's own PostgreSQL (its
+/// postmaster and every child), so CPU per call can be told apart from the
+/// wall time the machine's other load stretches.
+struct CpuMeter {
+    postmaster: Option<u32>,
+}
+
+impl CpuMeter {
+    async fn new(config: &CatalogConfig) -> CpuMeter {
+        let CatalogConfig::Postgres { url } = config else { return CpuMeter { postmaster: None } };
+        let (pg, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        let backend: i32 = pg.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
+        CpuMeter { postmaster: parent_of(backend as u32) }
+    }
+
+    /// (this process, PostgreSQL) CPU seconds so far.
+    fn read(&self) -> (f64, f64) {
+        let own = cpu_seconds(std::process::id());
+        let Some(postmaster) = self.postmaster else { return (own, 0.0) };
+        let mut pg = cpu_seconds(postmaster);
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
+                && parent_of(pid) == Some(postmaster)
+            {
+                pg += cpu_seconds(pid);
+            }
+        }
+        (own, pg)
+    }
+
+    /// CPU per item since `before`, as "X ms + Y ms PostgreSQL".
+    fn per(&self, before: (f64, f64), items: usize) -> String {
+        let now = self.read();
+        self.per_item((now.0 - before.0, now.1 - before.1), items)
+    }
+
+    fn per_item(&self, spent: (f64, f64), items: usize) -> String {
+        let each = |s: f64| format!("{:.2} ms", s * 1000.0 / items as f64);
+        match self.postmaster {
+            Some(_) => format!("{} + {} PostgreSQL", each(spent.0), each(spent.1)),
+            None => each(spent.0),
+        }
+    }
+}
+
 fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
 }
@@ -168,6 +231,8 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
         Arc::new(small.iter().enumerate().map(|(i, p)| (p.clone(), metadata_for(i, &mut rng))).collect());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     eprintln!("{name}: registering them");
+    let meter = CpuMeter::new(&config).await;
+    let cpu_before = meter.read();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..SMALL_CLIENTS {
@@ -190,12 +255,13 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
     }
     let elapsed = started.elapsed().as_secs_f64();
     report.lines.push(format!(
-        "| {name} | {} x 4 KiB, {SMALL_CLIENTS} clients | {} files/s | {:.1} MB/s | {} / {} |",
+        "| {name} | {} x 4 KiB, {SMALL_CLIENTS} clients | {} files/s | {:.1} MB/s | {} / {}; CPU per file {} |",
         thousands(sizes.small as f64),
         thousands(sizes.small as f64 / elapsed),
         (sizes.small * SMALL_SIZE) as f64 / elapsed / 1e6,
         ms(latency.value_at_quantile(0.5)),
         ms(latency.value_at_quantile(0.99)),
+        meter.per(cpu_before, sizes.small),
     ));
 
     // Large files, one client: register (hash + durable copy), then check
@@ -320,11 +386,13 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
     ];
     let mut all = Histogram::<u64>::new(3).unwrap();
     let mut cells = Vec::new();
+    let mut measured_cpu = (0.0, 0.0);
     for (label, args) in &kinds {
         let mut h = Histogram::<u64>::new(3).unwrap();
         for _ in 0..SEARCH_SAMPLES / 4 {
             call(&c, "horace_search_files", &args(&mut rng)).await; // warm the caches
         }
+        let before = meter.read();
         for _ in 0..SEARCH_SAMPLES {
             let a = args(&mut rng);
             let t = Instant::now();
@@ -332,14 +400,18 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
             h.record(t.elapsed().as_micros() as u64).unwrap();
             assert!(result["total"].as_i64().unwrap() >= 0);
         }
+        let after = meter.read();
+        measured_cpu = (measured_cpu.0 + after.0 - before.0, measured_cpu.1 + after.1 - before.1);
         all.add(&h).unwrap();
         cells.push(format!("{label}: {} / {}", ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99))));
     }
+    let calls = kinds.len() * SEARCH_SAMPLES;
     report.search.push(format!(
-        "| {name} | {} | {} | {} | {} |",
+        "| {name} | {} | {} | {} | {} | {} |",
         thousands(sizes.cataloged as f64),
         ms(all.value_at_quantile(0.5)),
         ms(all.value_at_quantile(0.99)),
+        meter.per_item(measured_cpu, calls),
         cells.join("<br>")
     ));
 }
@@ -386,7 +458,7 @@ async fn main() {
     println!("|---|---|---|---|---|");
     report.lines.iter().for_each(|l| println!("{l}"));
     println!("\n### horace_search_files ({SEARCH_SAMPLES} calls per kind, one client, limit 20, p50 / p99)\n");
-    println!("| Catalog | Files cataloged | p50, all kinds | p99, all kinds | by kind |");
-    println!("|---|---|---|---|---|");
+    println!("| Catalog | Files cataloged | p50, all kinds | p99, all kinds | CPU per search | by kind |");
+    println!("|---|---|---|---|---|---|");
     report.search.iter().for_each(|l| println!("{l}"));
 }

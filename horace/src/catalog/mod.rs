@@ -17,7 +17,7 @@ use uuid::Uuid;
 pub use self::postgres::PgCatalog;
 pub use self::sqlite::SqliteCatalog;
 use crate::error::{ErrorCode, HoraceError, Result};
-use crate::model::{Collection, FileMetadata, FileRecord, Observed, SearchQuery, VersionRecord};
+use crate::model::{Collection, FileMetadata, FileRecord, FileTypeFilter, Observed, SearchQuery, VersionRecord};
 use crate::root::RelPath;
 
 /// Which engine, and where.
@@ -255,5 +255,97 @@ impl StoredMetadata {
     /// What a new file starts with.
     pub fn initial(patch: &FileMetadata) -> StoredMetadata {
         StoredMetadata { owner: None, purpose: None, correlation_id: None, tags: Vec::new() }.merged(patch)
+    }
+}
+
+/// A value bound to a search statement; each backend binds it its own way
+/// (SQLite keeps times as microseconds).
+#[derive(Debug, Clone)]
+pub(crate) enum SqlValue {
+    Text(String),
+    Int(i64),
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+/// A `horace_search_files` query as SQL pieces both engines accept, with
+/// numbered placeholders (`$1` or `?1`) for `args`. Every value is bound,
+/// never spliced into the text.
+#[derive(Debug)]
+pub(crate) struct SearchSql {
+    /// `FROM ... WHERE ...` for the count: with tags and no other filter it
+    /// reads only `file_tags` (rows there exist only for cataloged files).
+    pub count_from: String,
+    /// `FROM ... WHERE ...` for the page, where the file columns are `f.*`.
+    pub page_from: String,
+    /// The page order, newest registration first.
+    pub order: &'static str,
+    pub args: Vec<SqlValue>,
+}
+
+impl SearchSql {
+    /// `placeholder` is `'$'` (PostgreSQL) or `'?'` (SQLite).
+    pub fn build(query: &SearchQuery, placeholder: char) -> SearchSql {
+        let mut args = Vec::new();
+        let mut arg = |value: SqlValue| {
+            args.push(value);
+            format!("{placeholder}{}", args.len())
+        };
+        let mut filter = String::new();
+        if let Some(owner) = &query.owner {
+            filter.push_str(&format!(" AND f.owner = {}", arg(SqlValue::Text(owner.clone()))));
+        }
+        if let Some(t) = query.created_after {
+            filter.push_str(&format!(" AND f.created_at > {}", arg(SqlValue::Time(t))));
+        }
+        if let Some(t) = query.created_before {
+            filter.push_str(&format!(" AND f.created_at < {}", arg(SqlValue::Time(t))));
+        }
+        match &query.file_type {
+            None => {}
+            Some(FileTypeFilter::Extension(ext)) => {
+                filter.push_str(&format!(" AND f.extension = {}", arg(SqlValue::Text(ext.clone()))))
+            }
+            Some(FileTypeFilter::Mime(mime)) => {
+                filter.push_str(&format!(" AND f.mime_type = {}", arg(SqlValue::Text(mime.clone()))))
+            }
+            // The prefix is `[a-z0-9.+-]+/`: no LIKE wildcards in it.
+            Some(FileTypeFilter::MimePrefix(prefix)) => {
+                filter.push_str(&format!(" AND f.mime_type LIKE {}", arg(SqlValue::Text(format!("{prefix}%")))))
+            }
+        }
+        if let Some(min) = query.min_size {
+            filter.push_str(&format!(" AND f.size >= {}", arg(SqlValue::Int(min))));
+        }
+        if let Some(max) = query.max_size {
+            filter.push_str(&format!(" AND f.size <= {}", arg(SqlValue::Int(max))));
+        }
+        if let Some(name) = &query.collection {
+            let p = arg(SqlValue::Text(name.clone()));
+            filter.push_str(&format!(
+                " AND f.seq IN (SELECT cf.file_seq FROM collection_files cf \
+                 JOIN collections c ON c.seq = cf.collection_seq WHERE c.name = {p})"
+            ));
+        }
+        if let Some(status) = query.status {
+            filter.push_str(&format!(" AND f.status = {}", arg(SqlValue::Text(status.as_str().to_owned()))));
+        }
+        let Some((first, more)) = query.tags.split_first() else {
+            let from = format!("FROM files f WHERE TRUE{filter}");
+            return SearchSql { count_from: from.clone(), page_from: from, order: "f.seq", args };
+        };
+        // Tags drive: the first tag's index range (tag, file_seq), each
+        // further tag a primary-key probe, and the file row last. The range
+        // is in file order, so a page needs no sort.
+        let mut tags = String::from("file_tags t0");
+        let first = arg(SqlValue::Text(first.clone()));
+        for (i, tag) in more.iter().enumerate() {
+            let p = arg(SqlValue::Text(tag.clone()));
+            let t = i + 1;
+            tags.push_str(&format!(" JOIN file_tags t{t} ON t{t}.file_seq = t0.file_seq AND t{t}.tag = {p}"));
+        }
+        let page_from = format!("FROM {tags} JOIN files f ON f.seq = t0.file_seq WHERE t0.tag = {first}{filter}");
+        let count_from =
+            if filter.is_empty() { format!("FROM {tags} WHERE t0.tag = {first}") } else { page_from.clone() };
+        SearchSql { count_from, page_from, order: "t0.file_seq", args }
     }
 }

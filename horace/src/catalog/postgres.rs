@@ -14,13 +14,13 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    CollectionInput, CollectionUpsert, ContentCheck, FileDetails, Registered, StoredMetadata, Updated, join_root,
-    unknown_file_ids, version_not_found,
+    CollectionInput, CollectionUpsert, ContentCheck, FileDetails, Registered, SearchSql, SqlValue, StoredMetadata,
+    Updated, join_root, unknown_file_ids, version_not_found,
 };
 use crate::error::{HoraceError, Result};
 use crate::model::{
-    Collection, FileMetadata, FileRecord, FileStatus, FileTypeFilter, Observed, SearchQuery, VersionReason,
-    VersionRecord, format_timestamp, now_micros,
+    Collection, FileMetadata, FileRecord, FileStatus, Observed, SearchQuery, VersionReason, VersionRecord,
+    format_timestamp, now_micros,
 };
 use crate::root::RelPath;
 
@@ -63,6 +63,7 @@ CREATE TABLE file_tags (
     file_seq BIGINT NOT NULL REFERENCES files (seq),
     PRIMARY KEY (tag, file_seq)
 );
+CREATE INDEX file_tags_file_idx ON file_tags (file_seq);
 
 CREATE TABLE file_versions (
     file_seq      BIGINT NOT NULL REFERENCES files (seq),
@@ -418,63 +419,28 @@ impl PgCatalog {
     }
 
     pub async fn search(&self, query: &SearchQuery) -> Result<(Vec<FileRecord>, i64)> {
-        let mut joins = String::new();
-        let mut filter = String::new();
-        let mut args: Params = Vec::new();
-        let mut arg = |value: Box<dyn ToSql + Sync + Send>| {
-            args.push(value);
-            format!("${}", args.len())
-        };
-        for (i, tag) in query.tags.iter().enumerate() {
-            let p = arg(Box::new(tag.clone()));
-            joins.push_str(&format!(" JOIN file_tags t{i} ON t{i}.file_seq = f.seq AND t{i}.tag = {p}"));
-        }
-        if let Some(owner) = &query.owner {
-            filter.push_str(&format!(" AND f.owner = {}", arg(Box::new(owner.clone()))));
-        }
-        if let Some(t) = query.created_after {
-            filter.push_str(&format!(" AND f.created_at > {}", arg(Box::new(t))));
-        }
-        if let Some(t) = query.created_before {
-            filter.push_str(&format!(" AND f.created_at < {}", arg(Box::new(t))));
-        }
-        match &query.file_type {
-            None => {}
-            Some(FileTypeFilter::Extension(ext)) => {
-                filter.push_str(&format!(" AND f.extension = {}", arg(Box::new(ext.clone()))))
-            }
-            Some(FileTypeFilter::Mime(mime)) => {
-                filter.push_str(&format!(" AND f.mime_type = {}", arg(Box::new(mime.clone()))))
-            }
-            Some(FileTypeFilter::MimePrefix(prefix)) => {
-                // The prefix is `[a-z0-9.+-]+/`: no LIKE wildcards in it.
-                filter.push_str(&format!(" AND f.mime_type LIKE {}", arg(Box::new(format!("{prefix}%")))))
-            }
-        }
-        if let Some(min) = query.min_size {
-            filter.push_str(&format!(" AND f.size >= {}", arg(Box::new(min))));
-        }
-        if let Some(max) = query.max_size {
-            filter.push_str(&format!(" AND f.size <= {}", arg(Box::new(max))));
-        }
-        if let Some(name) = &query.collection {
-            let p = arg(Box::new(name.clone()));
-            filter.push_str(&format!(
-                " AND f.seq IN (SELECT cf.file_seq FROM collection_files cf \
-                 JOIN collections c ON c.seq = cf.collection_seq WHERE c.name = {p})"
-            ));
-        }
-        if let Some(status) = query.status {
-            filter.push_str(&format!(" AND f.status = {}", arg(Box::new(status.as_str()))));
-        }
-        let limit = arg(Box::new(query.limit));
-        let offset = arg(Box::new(query.offset));
+        let built = SearchSql::build(query, '$');
+        let mut args: Params = built
+            .args
+            .into_iter()
+            .map(|value| -> Box<dyn ToSql + Sync + Send> {
+                match value {
+                    SqlValue::Text(s) => Box::new(s),
+                    SqlValue::Int(n) => Box::new(n),
+                    SqlValue::Time(t) => Box::new(t),
+                }
+            })
+            .collect();
+        args.push(Box::new(query.limit));
+        args.push(Box::new(query.offset));
+        let (limit, offset) = (args.len() - 1, args.len());
         // One statement, so the page and the total come from one snapshot;
         // the LEFT JOIN keeps the total when the page is past the end.
         let sql = format!(
-            "SELECT total.n, page.* FROM (SELECT count(*) AS n FROM files f{joins} WHERE TRUE{filter}) AS total \
-             LEFT JOIN LATERAL (SELECT {FILE_COLUMNS} FROM files f{joins} WHERE TRUE{filter} \
-             ORDER BY f.seq DESC LIMIT {limit} OFFSET {offset}) AS page ON TRUE"
+            "SELECT total.n, page.* FROM (SELECT count(*) AS n {}) AS total \
+             LEFT JOIN LATERAL (SELECT {FILE_COLUMNS} {} ORDER BY {} DESC LIMIT ${limit} OFFSET ${offset}) AS page \
+             ON TRUE",
+            built.count_from, built.page_from, built.order
         );
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(&sql).await?;

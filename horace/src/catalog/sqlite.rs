@@ -16,13 +16,13 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    CollectionInput, CollectionUpsert, ContentCheck, FileDetails, Registered, StoredMetadata, Updated, join_root,
-    unknown_file_ids, version_not_found,
+    CollectionInput, CollectionUpsert, ContentCheck, FileDetails, Registered, SearchSql, SqlValue, StoredMetadata,
+    Updated, join_root, unknown_file_ids, version_not_found,
 };
 use crate::error::{HoraceError, Result};
 use crate::model::{
-    Collection, FileMetadata, FileRecord, FileStatus, FileTypeFilter, Observed, SearchQuery, VersionReason,
-    VersionRecord, format_timestamp, now_micros,
+    Collection, FileMetadata, FileRecord, FileStatus, Observed, SearchQuery, VersionReason, VersionRecord,
+    format_timestamp, now_micros,
 };
 use crate::root::RelPath;
 
@@ -60,6 +60,7 @@ CREATE TABLE file_tags (
     file_seq INTEGER NOT NULL REFERENCES files (seq),
     PRIMARY KEY (tag, file_seq)
 ) WITHOUT ROWID;
+CREATE INDEX file_tags_file_idx ON file_tags (file_seq);
 
 CREATE TABLE file_versions (
     file_seq      INTEGER NOT NULL REFERENCES files (seq),
@@ -280,7 +281,7 @@ impl SqliteCatalog {
                     ])?;
                     let seq = tx.last_insert_rowid();
                     insert_version(tx, seq, 1, &observed, VersionReason::Registered, None, now)?;
-                    replace_tags(tx, seq, &initial.tags)?;
+                    insert_tags(tx, seq, &initial.tags)?;
                     if let Some(name) = &metadata.collection {
                         join_collection(tx, seq, name, now)?;
                     }
@@ -401,73 +402,36 @@ impl SqliteCatalog {
     pub async fn search(&self, query: &SearchQuery) -> Result<(Vec<FileRecord>, i64)> {
         let query = query.clone();
         self.read(move |conn, root| {
-            let mut joins = String::new();
-            let mut filter = String::new();
-            let mut args: Vec<Box<dyn ToSql + Send>> = Vec::new();
-            let mut arg = |value: Box<dyn ToSql + Send>| {
-                args.push(value);
-                format!("?{}", args.len())
-            };
-            // Each tag is a join on its index range, so a tag's files are
-            // found without scanning the others.
-            for (i, tag) in query.tags.iter().enumerate() {
-                let p = arg(Box::new(tag.clone()));
-                joins.push_str(&format!(" JOIN file_tags t{i} ON t{i}.file_seq = f.seq AND t{i}.tag = {p}"));
-            }
-            if let Some(owner) = &query.owner {
-                filter.push_str(&format!(" AND f.owner = {}", arg(Box::new(owner.clone()))));
-            }
-            if let Some(t) = query.created_after {
-                filter.push_str(&format!(" AND f.created_at > {}", arg(Box::new(micros_of(t)))));
-            }
-            if let Some(t) = query.created_before {
-                filter.push_str(&format!(" AND f.created_at < {}", arg(Box::new(micros_of(t)))));
-            }
-            match &query.file_type {
-                None => {}
-                Some(FileTypeFilter::Extension(ext)) => {
-                    filter.push_str(&format!(" AND f.extension = {}", arg(Box::new(ext.clone()))))
-                }
-                Some(FileTypeFilter::Mime(mime)) => {
-                    filter.push_str(&format!(" AND f.mime_type = {}", arg(Box::new(mime.clone()))))
-                }
-                Some(FileTypeFilter::MimePrefix(prefix)) => {
-                    // The prefix is `[a-z0-9.+-]+/`: no LIKE wildcards in it.
-                    filter.push_str(&format!(" AND f.mime_type LIKE {}", arg(Box::new(format!("{prefix}%")))))
-                }
-            }
-            if let Some(min) = query.min_size {
-                filter.push_str(&format!(" AND f.size >= {}", arg(Box::new(min))));
-            }
-            if let Some(max) = query.max_size {
-                filter.push_str(&format!(" AND f.size <= {}", arg(Box::new(max))));
-            }
-            if let Some(name) = &query.collection {
-                let p = arg(Box::new(name.clone()));
-                filter.push_str(&format!(
-                    " AND f.seq IN (SELECT cf.file_seq FROM collection_files cf \
-                     JOIN collections c ON c.seq = cf.collection_seq WHERE c.name = {p})"
-                ));
-            }
-            if let Some(status) = query.status {
-                filter.push_str(&format!(" AND f.status = {}", arg(Box::new(status.as_str()))));
-            }
-            let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref() as &dyn ToSql).collect();
+            let sql = SearchSql::build(&query, '?');
+            let mut args: Vec<Box<dyn ToSql>> = sql
+                .args
+                .into_iter()
+                .map(|value| -> Box<dyn ToSql> {
+                    match value {
+                        SqlValue::Text(s) => Box::new(s),
+                        SqlValue::Int(n) => Box::new(n),
+                        SqlValue::Time(t) => Box::new(micros_of(t)),
+                    }
+                })
+                .collect();
+            let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
             let total: i64 = conn
-                .prepare_cached(&format!("SELECT count(*) FROM files f{joins} WHERE 1 = 1{filter}"))?
+                .prepare_cached(&format!("SELECT count(*) {}", sql.count_from))?
                 .query_row(refs.as_slice(), |r| r.get(0))?;
-            let n = refs.len();
-            let page_sql = format!(
-                "SELECT {FILE_COLUMNS} FROM files f{joins} WHERE 1 = 1{filter} ORDER BY f.seq DESC LIMIT ?{} OFFSET ?{}",
+            let n = args.len();
+            args.push(Box::new(query.limit));
+            args.push(Box::new(query.offset));
+            let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
+            let page = format!(
+                "SELECT {FILE_COLUMNS} {} ORDER BY {} DESC LIMIT ?{} OFFSET ?{}",
+                sql.page_from,
+                sql.order,
                 n + 1,
                 n + 2
             );
-            let mut page_args = refs;
-            page_args.push(&query.limit);
-            page_args.push(&query.offset);
             let files = conn
-                .prepare_cached(&page_sql)?
-                .query_map(page_args.as_slice(), |r| file_from_row(r, root))?
+                .prepare_cached(&page)?
+                .query_map(refs.as_slice(), |r| file_from_row(r, root))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((files, total))
         })
@@ -722,7 +686,11 @@ fn apply_metadata(tx: &Transaction<'_>, seq: i64, patch: &FileMetadata, now: Dat
 }
 
 fn replace_tags(tx: &Transaction<'_>, seq: i64, tags: &[String]) -> Result<()> {
-    tx.execute("DELETE FROM file_tags WHERE file_seq = ?1", [seq])?;
+    tx.prepare_cached("DELETE FROM file_tags WHERE file_seq = ?1")?.execute([seq])?;
+    insert_tags(tx, seq, tags)
+}
+
+fn insert_tags(tx: &Transaction<'_>, seq: i64, tags: &[String]) -> Result<()> {
     let mut insert = tx.prepare_cached("INSERT INTO file_tags (tag, file_seq) VALUES (?1, ?2)")?;
     for tag in tags {
         insert.execute(params![tag, seq])?;
