@@ -84,7 +84,9 @@ impl VersionStore {
         };
         if let Some(known) = known {
             let pass = pump(&mut file, None, metadata.len()).map_err(|e| e.into_read_error(read_error))?;
-            if pass.checksum == known {
+            // Unchanged, and its content is stored (if someone removed the
+            // object, the copy below puts it back).
+            if pass.checksum == known && self.contains(known) {
                 return Ok(observed(pass, rel, modified_at));
             }
             file.seek(SeekFrom::Start(0)).map_err(read_error)?;
@@ -110,6 +112,9 @@ impl VersionStore {
             // Identical content is stored already; the copy was never synced.
             drop(temp);
             let _ = self.objects.remove_file(&temp_name);
+            // Another call may have renamed it in a moment ago and not yet
+            // synced the folder: the catalog must not name it before that.
+            sync_dir(&self.objects).map_err(store_error)?;
         } else {
             let commit = temp
                 .sync_all()

@@ -258,6 +258,13 @@ impl StoredMetadata {
     }
 }
 
+/// Which engine a search statement is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
 /// A value bound to a search statement; each backend binds it its own way
 /// (SQLite keeps times as microseconds).
 #[derive(Debug, Clone)]
@@ -283,8 +290,11 @@ pub(crate) struct SearchSql {
 }
 
 impl SearchSql {
-    /// `placeholder` is `'$'` (PostgreSQL) or `'?'` (SQLite).
-    pub fn build(query: &SearchQuery, placeholder: char) -> SearchSql {
+    pub fn build(query: &SearchQuery, dialect: Dialect) -> SearchSql {
+        let placeholder = match dialect {
+            Dialect::Postgres => '$',
+            Dialect::Sqlite => '?',
+        };
         let mut args = Vec::new();
         let mut arg = |value: SqlValue| {
             args.push(value);
@@ -308,9 +318,9 @@ impl SearchSql {
             Some(FileTypeFilter::Mime(mime)) => {
                 filter.push_str(&format!(" AND f.mime_type = {}", arg(SqlValue::Text(mime.clone()))))
             }
-            // The prefix is `[a-z0-9.+-]+/`: no LIKE wildcards in it.
             Some(FileTypeFilter::MimePrefix(prefix)) => {
-                filter.push_str(&format!(" AND f.mime_type LIKE {}", arg(SqlValue::Text(format!("{prefix}%")))))
+                let family = prefix.trim_end_matches('/').to_owned();
+                filter.push_str(&format!(" AND f.mime_family = {}", arg(SqlValue::Text(family))))
             }
         }
         if let Some(min) = query.min_size {

@@ -14,8 +14,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    CollectionInput, CollectionUpsert, ContentCheck, FileDetails, Registered, SearchSql, SqlValue, StoredMetadata,
-    Updated, join_root, unknown_file_ids, version_not_found,
+    CollectionInput, CollectionUpsert, ContentCheck, Dialect, FileDetails, Registered, SearchSql, SqlValue,
+    StoredMetadata, Updated, join_root, unknown_file_ids, version_not_found,
 };
 use crate::error::{HoraceError, Result};
 use crate::model::{
@@ -38,6 +38,8 @@ CREATE TABLE files (
     file_name      TEXT NOT NULL,
     extension      TEXT,
     mime_type      TEXT NOT NULL,
+    -- `image` of `image/png`: `image/*` searches are an equality on it.
+    mime_family    TEXT GENERATED ALWAYS AS (split_part(mime_type, '/', 1)) STORED,
     size           BIGINT NOT NULL CHECK (size >= 0),
     checksum       TEXT NOT NULL,
     version        BIGINT NOT NULL CHECK (version > 0),
@@ -50,9 +52,11 @@ CREATE TABLE files (
     created_at     TIMESTAMPTZ NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX files_owner_idx ON files (owner);
+-- Owner alone, and owner with a file type (a common pair), from the index.
+CREATE INDEX files_owner_idx ON files (owner, extension);
 CREATE INDEX files_extension_idx ON files (extension);
-CREATE INDEX files_mime_idx ON files (mime_type text_pattern_ops);
+CREATE INDEX files_mime_idx ON files (mime_type);
+CREATE INDEX files_mime_family_idx ON files (mime_family);
 CREATE INDEX files_created_idx ON files (created_at);
 CREATE INDEX files_size_idx ON files (size);
 
@@ -419,7 +423,7 @@ impl PgCatalog {
     }
 
     pub async fn search(&self, query: &SearchQuery) -> Result<(Vec<FileRecord>, i64)> {
-        let built = SearchSql::build(query, '$');
+        let built = SearchSql::build(query, Dialect::Postgres);
         let mut args: Params = built
             .args
             .into_iter()

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    CollectionInput, CollectionUpsert, ContentCheck, FileDetails, Registered, SearchSql, SqlValue, StoredMetadata,
-    Updated, join_root, unknown_file_ids, version_not_found,
+    CollectionInput, CollectionUpsert, ContentCheck, Dialect, FileDetails, Registered, SearchSql, SqlValue,
+    StoredMetadata, Updated, join_root, unknown_file_ids, version_not_found,
 };
 use crate::error::{HoraceError, Result};
 use crate::model::{
@@ -37,6 +37,8 @@ CREATE TABLE files (
     file_name      TEXT NOT NULL,
     extension      TEXT,
     mime_type      TEXT NOT NULL,
+    -- `image` of `image/png`: `image/*` searches are an equality on it.
+    mime_family    TEXT GENERATED ALWAYS AS (substr(mime_type, 1, instr(mime_type, '/') - 1)) VIRTUAL,
     size           INTEGER NOT NULL CHECK (size >= 0),
     checksum       TEXT NOT NULL,
     version        INTEGER NOT NULL CHECK (version > 0),
@@ -49,9 +51,11 @@ CREATE TABLE files (
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
-CREATE INDEX files_owner_idx ON files (owner);
+-- Owner alone, and owner with a file type (a common pair), from the index.
+CREATE INDEX files_owner_idx ON files (owner, extension);
 CREATE INDEX files_extension_idx ON files (extension);
 CREATE INDEX files_mime_idx ON files (mime_type);
+CREATE INDEX files_mime_family_idx ON files (mime_family);
 CREATE INDEX files_created_idx ON files (created_at);
 CREATE INDEX files_size_idx ON files (size);
 
@@ -402,7 +406,7 @@ impl SqliteCatalog {
     pub async fn search(&self, query: &SearchQuery) -> Result<(Vec<FileRecord>, i64)> {
         let query = query.clone();
         self.read(move |conn, root| {
-            let sql = SearchSql::build(&query, '?');
+            let sql = SearchSql::build(&query, Dialect::Sqlite);
             let mut args: Vec<Box<dyn ToSql>> = sql
                 .args
                 .into_iter()
