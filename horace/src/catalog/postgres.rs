@@ -52,8 +52,9 @@ CREATE TABLE files (
     created_at     TIMESTAMPTZ NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL
 );
--- Owner alone, and owner with a file type (a common pair), from the index.
-CREATE INDEX files_owner_idx ON files (owner, extension);
+-- Owner alone (in file order), and owner with a file type, a common pair.
+CREATE INDEX files_owner_idx ON files (owner);
+CREATE INDEX files_owner_type_idx ON files (owner, extension);
 CREATE INDEX files_extension_idx ON files (extension);
 CREATE INDEX files_mime_idx ON files (mime_type);
 CREATE INDEX files_mime_family_idx ON files (mime_family);
