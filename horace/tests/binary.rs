@@ -116,9 +116,8 @@ async fn register_on_both(urls: &[String; 2], path: &str) -> Vec<Registration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_on_one_postgres_register_a_path_once() {
-    let pg = tokio::task::spawn_blocking(TestPostgres::start).await.unwrap();
+    let url = tokio::task::spawn_blocking(|| TestPostgres::shared().fresh_database("replicas")).await.unwrap();
     let root = tempfile::tempdir().unwrap();
-    let url = pg.url();
     let root_path = root.path().display().to_string();
     let replicas = tokio::task::spawn_blocking(move || {
         let envs = [("DATABASE_URL", url.as_str()), ("HORACE_STORAGE_ROOT", root_path.as_str())];

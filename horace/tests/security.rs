@@ -35,7 +35,7 @@ async fn security_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn security_on_postgres() {
-    common::on_postgres("security", SCENARIOS).await;
+    common::on_postgres(SCENARIOS).await;
 }
 
 const SECRET: &[u8] = b"the outside secret: must never be read by Horace";

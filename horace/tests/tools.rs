@@ -38,7 +38,7 @@ async fn tools_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tools_on_postgres() {
-    common::on_postgres("tools", SCENARIOS).await;
+    common::on_postgres(SCENARIOS).await;
 }
 
 async fn register(f: &Fixture, path: &str, metadata: Value) -> Registration {

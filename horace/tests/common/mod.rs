@@ -114,14 +114,16 @@ pub async fn on_sqlite(scenarios: &[(&str, Scenario)]) {
     }
 }
 
-/// Runs every scenario on one private PostgreSQL, a fresh database each.
-pub async fn on_postgres(prefix: &str, scenarios: &[(&str, Scenario)]) {
-    let pg = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start).await.unwrap();
-    for (n, (name, scenario)) in scenarios.iter().enumerate() {
+/// Runs every scenario on the test binary's private PostgreSQL, a fresh
+/// database each.
+pub async fn on_postgres(scenarios: &[(&str, Scenario)]) {
+    for (name, scenario) in scenarios {
         eprintln!("postgres: {name}");
-        let db = format!("{prefix}_{n}");
-        tokio::task::block_in_place(|| pg.create_database(&db));
-        scenario(Fixture::start(CatalogConfig::Postgres { url: pg.url_for(&db) }).await).await;
+        let label = name.to_string();
+        let url = tokio::task::spawn_blocking(move || mcp_tests::TestPostgres::shared().fresh_database(&label))
+            .await
+            .unwrap();
+        scenario(Fixture::start(CatalogConfig::Postgres { url }).await).await;
     }
 }
 
