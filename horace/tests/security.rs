@@ -4,6 +4,7 @@
 //! version store) or written (the `outside/` folder is byte-for-byte the
 //! same afterwards). Run on SQLite and PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
@@ -11,15 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Scenario, code_of, fails_with, ok, sha256_hex};
+use common::{Fixture, code_of, fails_with, ok, sha256_hex};
 use horace::tools::files::{FileUpdate, Registration, Restored, SearchResults};
 use serde_json::{Value, json};
-
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        const SCENARIOS: &[(&str, Scenario)] = &[$((stringify!($name), |f| Box::pin($name(f)))),*];
-    };
-}
 
 scenarios!(
     escapes_are_refused_before_anything_is_read,
@@ -27,16 +22,6 @@ scenarios!(
     symlink_swapped_during_register,
     folder_swapped_during_register,
 );
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn security_on_sqlite() {
-    common::on_sqlite(SCENARIOS).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn security_on_postgres() {
-    common::on_postgres(SCENARIOS).await;
-}
 
 const SECRET: &[u8] = b"the outside secret: must never be read by Horace";
 

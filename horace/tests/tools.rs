@@ -2,23 +2,18 @@
 //! on real files in a temporary storage root. The scenarios are written once
 //! and run on SQLite and on a private PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Fixture, Scenario, code_of, fails, fails_with, noise, ok, sha256_file, sha256_hex};
+use common::{Fixture, code_of, fails, fails_with, noise, ok, sha256_file, sha256_hex};
 use horace::model::{FileRecord, FileStatus, VersionReason};
 use horace::tools::collections::{CollectionList, CollectionResult};
 use horace::tools::files::{
     ContentState, FileInfo, FileUpdate, Registration, RegistrationStatus, Restored, SearchResults,
 };
 use serde_json::{Value, json};
-
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        const SCENARIOS: &[(&str, Scenario)] = &[$((stringify!($name), |f| Box::pin($name(f)))),*];
-    };
-}
 
 scenarios!(
     catalog_matches_the_seed,
@@ -30,16 +25,6 @@ scenarios!(
     collections_refuse_unknown_ids,
     bad_inputs_are_refused_and_change_nothing,
 );
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn tools_on_sqlite() {
-    common::on_sqlite(SCENARIOS).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn tools_on_postgres() {
-    common::on_postgres(SCENARIOS).await;
-}
 
 async fn register(f: &Fixture, path: &str, metadata: Value) -> Registration {
     ok(&f.client, "horace_register_file", json!({"file_path": path, "metadata": metadata})).await

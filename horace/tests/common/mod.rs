@@ -5,10 +5,8 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 use horace::{Catalog, CatalogConfig, Horace, StorageRoot};
 use mcp_runtime::ShutdownHandle;
@@ -102,28 +100,43 @@ impl Drop for Fixture {
     }
 }
 
-pub type Scenario = fn(Fixture) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Runs every scenario on SQLite, each on a fresh root and catalog file.
-pub async fn on_sqlite(scenarios: &[(&str, Scenario)]) {
-    for (name, scenario) in scenarios {
-        eprintln!("sqlite: {name}");
-        let db = tempfile::tempdir().unwrap();
-        let config = CatalogConfig::Sqlite { path: db.path().join("horace.sqlite3") };
-        scenario(Fixture::start(config).await).await;
-    }
+/// Declares one `#[tokio::test]` per scenario and catalog backend
+/// (`sqlite::NAME`, `postgres::NAME`), so a failure hides no other scenario
+/// and each can be run alone. Every test gets a fresh root and catalog.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = tempfile::tempdir().unwrap();
+                    super::$name(super::common::Fixture::on_sqlite(db.path()).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::common::Fixture::on_postgres(stringify!($name)).await).await;
+                }
+            )*
+        }
+    };
 }
 
-/// Runs every scenario on the test binary's private PostgreSQL, a fresh
-/// database each.
-pub async fn on_postgres(scenarios: &[(&str, Scenario)]) {
-    for (name, scenario) in scenarios {
-        eprintln!("postgres: {name}");
-        let label = name.to_string();
-        let url = tokio::task::spawn_blocking(move || mcp_tests::TestPostgres::shared().fresh_database(&label))
-            .await
-            .unwrap();
-        scenario(Fixture::start(CatalogConfig::Postgres { url }).await).await;
+impl Fixture {
+    /// A fixture whose catalog is an SQLite file in `dir`.
+    pub async fn on_sqlite(dir: &std::path::Path) -> Fixture {
+        Fixture::start(CatalogConfig::Sqlite { path: dir.join("horace.sqlite3") }).await
+    }
+
+    /// A fixture whose catalog is a fresh database on the test binary's
+    /// private PostgreSQL.
+    pub async fn on_postgres(label: &'static str) -> Fixture {
+        let url =
+            tokio::task::spawn_blocking(move || mcp_tests::TestPostgres::shared().fresh_database(label)).await.unwrap();
+        Fixture::start(CatalogConfig::Postgres { url }).await
     }
 }
 
