@@ -3,7 +3,7 @@
 //! `outside/` that nothing may touch), the runtime's WebSocket client, and
 //! helpers that call a tool and check success or a failure's error code.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
