@@ -1,4 +1,4 @@
-//! The smallest useful MCP server: three tools over WebSocket.
+//! The smallest useful MCP server: four tools over WebSocket.
 //!
 //! `cargo run --release --bin hello` listens on port 9000 (or `MCP_PORT`);
 //! `hello --list-tools` prints the tool catalog.
@@ -38,6 +38,25 @@ async fn add(
 ) -> Result<Sum, ToolError> {
     let sum = a.checked_add(b).ok_or_else(|| ToolError::new(format!("{a} + {b} does not fit in 64 bits")))?;
     Ok(Sum { sum })
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Word {
+    word: String,
+    /// Byte offset in the text
+    offset: usize,
+}
+
+/// Splits text into its words: a list result, sent as `structuredContent`
+/// (as `{"result": [...]}` to clients before protocol 2026-07-28).
+#[mcp_tool(read_only, idempotent)]
+async fn words(
+    /// Any text
+    text: String,
+) -> Vec<Word> {
+    text.split_whitespace()
+        .map(|word| Word { word: word.to_owned(), offset: word.as_ptr() as usize - text.as_ptr() as usize })
+        .collect()
 }
 
 /// Works for `steps` x 100 ms, reporting progress after each step; stops when cancelled.

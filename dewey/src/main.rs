@@ -5,40 +5,27 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dewey::{MessageFiles, Storage, StorageConfig};
+use mcp_runtime::State;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Listing the tools or printing help must not create a database (and
-    // `--stdio` must, so it goes on below).
-    if std::env::args().skip(1).any(|a| a.starts_with('-') && a != "--stdio") {
-        return dewey::tools().run().await;
-    }
-    // Opening the storage logs (migrations): the subscriber must exist first.
-    mcp_runtime::init_tracing();
-    let config = match StorageConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    // The storage is opened only to serve: `--help` and `--list-tools` never
+    // create a database, and `--list-tools` still checks the server whole.
+    dewey::tools().state_from(open_state).run().await
+}
+
+/// The storage and the message-file reader, from the environment; logged,
+/// since `run()` sets up logging before this.
+async fn open_state() -> Result<(State<Storage>, State<MessageFiles>), String> {
+    let config = StorageConfig::from_env().map_err(|e| e.to_string())?;
     let files = match std::env::var_os("DEWEY_FILES_DIR").map(PathBuf::from) {
         None => MessageFiles::disabled(),
-        Some(dir) => match MessageFiles::within(&dir) {
-            Ok(files) => files,
-            Err(e) => {
-                eprintln!("error: DEWEY_FILES_DIR={} cannot be used: {e}", dir.display());
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let storage = match Storage::open(&config).await {
-        Ok(storage) => storage,
-        Err(e) => {
-            eprintln!("error: cannot open the {} storage: {e}", backend_name(&config));
-            return ExitCode::FAILURE;
+        Some(dir) => {
+            MessageFiles::within(&dir).map_err(|e| format!("DEWEY_FILES_DIR={} cannot be used: {e}", dir.display()))?
         }
     };
+    let storage =
+        Storage::open(&config).await.map_err(|e| format!("cannot open the {} storage: {e}", backend_name(&config)))?;
     match &config {
         StorageConfig::Postgres { .. } => tracing::info!("storage: PostgreSQL (DATABASE_URL)"),
         StorageConfig::Sqlite { path } => tracing::info!(path = %path.display(), "storage: SQLite"),
@@ -46,7 +33,7 @@ async fn main() -> ExitCode {
     if let Some(root) = files.root() {
         tracing::info!(root = %root.display(), "messages_file reads inside this directory");
     }
-    dewey::server(storage, files).run().await
+    Ok((State(storage), State(files)))
 }
 
 fn backend_name(config: &StorageConfig) -> &'static str {

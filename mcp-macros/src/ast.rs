@@ -28,24 +28,15 @@ pub(crate) struct Param<'a> {
     /// `None` when the parameter is a pattern rather than a plain name.
     pub(crate) ident: Option<&'a Ident>,
     pub(crate) ty: &'a Type,
-    pub(crate) kind: ParamKind<'a>,
-    /// `#[mcp(...)]` options; `default` is only legal on arguments.
-    pub(crate) attrs: attr::ParamAttrs,
-}
-
-pub(crate) enum ParamKind<'a> {
-    /// Read from the call's arguments: one property of the `inputSchema`.
-    Argument(Argument<'a>),
-    /// Injected by type (`State<T>`, `RequestContext`); not in the schema.
-    Extractor,
-}
-
-pub(crate) struct Argument<'a> {
     /// The argument name on the wire: the parameter name without `r#`.
+    /// Whether the parameter is an argument or injected is decided by its
+    /// type's traits, in the generated code (see `mcp_runtime::arguments`).
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     /// `T` when the parameter is `Option<T>`: optional, with `T`'s schema.
     pub(crate) option_inner: Option<&'a Type>,
+    /// `#[mcp(...)]` options.
+    pub(crate) attrs: attr::ParamAttrs,
 }
 
 pub(crate) enum Output<'a> {
@@ -89,24 +80,16 @@ impl<'a> Param<'a> {
             _ => None,
         };
         let ty = &*original.ty;
-        let attrs = attr::parse_param_attrs(cx, &original.attrs);
-        let kind = if is_extractor(ty) {
-            ParamKind::Extractor
-        } else {
-            ParamKind::Argument(Argument {
-                name: ident.map(unraw).unwrap_or_default(),
-                description: attr::doc_text(cx, &original.attrs),
-                option_inner: option_inner(ty),
-            })
-        };
-        Param { original, ident, ty, kind, attrs }
+        Param {
+            original,
+            ident,
+            ty,
+            name: ident.map(unraw).unwrap_or_default(),
+            description: attr::doc_text(cx, &original.attrs),
+            option_inner: option_inner(ty),
+            attrs: attr::parse_param_attrs(cx, &original.attrs),
+        }
     }
-}
-
-/// Extractors are recognised by name, as the issue specifies: the last path
-/// segment is `State` or `RequestContext` (so aliased imports still work).
-fn is_extractor(ty: &Type) -> bool {
-    last_segment_is(ty, "State") || last_segment_is(ty, "RequestContext")
 }
 
 fn last_segment_is(ty: &Type, name: &str) -> bool {
@@ -115,6 +98,33 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
         Type::Group(g) => last_segment_is(&g.elem, name),
         Type::Paren(p) => last_segment_is(&p.elem, name),
         _ => false,
+    }
+}
+
+/// The type to name when `ty` lacks a trait: the element of a container
+/// (`Hit` in `Vec<Hit>`, `Option<Vec<Hit>>`, a map's values...), found by
+/// name, since rustc only quotes the outer type's message when the outer
+/// type itself is the one missing the trait.
+pub(crate) fn blamed_type(ty: &Type) -> &Type {
+    const CONTAINERS: [&str; 11] =
+        ["Vec", "VecDeque", "Option", "Box", "Arc", "Rc", "BTreeSet", "HashSet", "BTreeMap", "HashMap", "IndexMap"];
+    match ty {
+        Type::Array(a) => blamed_type(&a.elem),
+        Type::Slice(s) => blamed_type(&s.elem),
+        Type::Group(g) => blamed_type(&g.elem),
+        Type::Paren(p) => blamed_type(&p.elem),
+        Type::Path(tp) if tp.qself.is_none() => {
+            let Some(last) = tp.path.segments.last() else { return ty };
+            if !CONTAINERS.iter().any(|c| last.ident == c) {
+                return ty;
+            }
+            let PathArguments::AngleBracketed(args) = &last.arguments else { return ty };
+            match args.args.iter().rev().find_map(|a| if let GenericArgument::Type(t) = a { Some(t) } else { None }) {
+                Some(inner) => blamed_type(inner),
+                None => ty,
+            }
+        }
+        _ => ty,
     }
 }
 

@@ -134,10 +134,13 @@ fn flag_option(cx: &Ctxt, key: &str, meta: &Meta) -> Option<bool> {
 pub(crate) struct ParamAttrs {
     /// `default = EXPR`: used when the argument is absent.
     pub(crate) default: Option<Expr>,
+    /// `flatten`: the parameter takes the whole arguments object.
+    pub(crate) flatten: Option<syn::Path>,
 }
 
 pub(crate) fn parse_param_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ParamAttrs {
     let mut default = Once::new(cx, "default");
+    let mut flatten = Once::new(cx, "flatten");
     for attr in attrs.iter().filter(|a| a.path().is_ident("mcp")) {
         let parsed = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("default") {
@@ -149,9 +152,15 @@ pub(crate) fn parse_param_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ParamAttrs {
                 };
                 default.set(&meta.path, Some(expr));
                 Ok(())
+            } else if meta.path.is_ident("flatten") {
+                if meta.input.peek(Token![=]) {
+                    return Err(meta.error("`flatten` takes no value: write `#[mcp(flatten)]`"));
+                }
+                flatten.set(&meta.path, Some(meta.path.clone()));
+                Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown #[mcp] parameter option `{}`; expected `default` or `default = EXPR`",
+                    "unknown #[mcp] parameter option `{}`; expected `default`, `default = EXPR` or `flatten`",
                     meta.path.to_token_stream()
                 )))
             }
@@ -160,7 +169,7 @@ pub(crate) fn parse_param_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ParamAttrs {
             cx.syn_error(e);
         }
     }
-    ParamAttrs { default: default.value }
+    ParamAttrs { default: default.value, flatten: flatten.value }
 }
 
 /// True for the attributes `#[mcp_tool]` consumes from a parameter: rustc

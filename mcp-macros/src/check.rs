@@ -4,7 +4,7 @@
 use syn::visit::{self, Visit};
 use syn::{Lifetime, Type, TypeImplTrait, TypeReference};
 
-use crate::ast::{NameToken, ParamKind, Tool};
+use crate::ast::{NameToken, Tool};
 use crate::ctxt::Ctxt;
 
 /// MCP tool names: what clients accept (`^[A-Za-z0-9_.-]{1,64}$`).
@@ -77,7 +77,21 @@ fn check_name(cx: &Ctxt, tool: &Tool<'_>) {
     }
 }
 
+/// The runtime reads parameters into tuples of up to this many slots
+/// (`mcp_runtime::__private::MAX_PARAMETERS`).
+const MAX_PARAMETERS: usize = 20;
+
 fn check_params(cx: &Ctxt, tool: &Tool<'_>) {
+    if let Some(extra) = tool.params.get(MAX_PARAMETERS) {
+        cx.error_spanned_by(
+            extra.original,
+            format!(
+                "#[mcp_tool] takes at most {MAX_PARAMETERS} parameters; group related arguments into a struct \
+                 (one parameter whose fields are nested arguments), or use `#[mcp(flatten)]`"
+            ),
+        );
+    }
+    let mut flattened = None;
     for param in &tool.params {
         if param.ident.is_none() {
             cx.error_spanned_by(
@@ -95,17 +109,30 @@ fn check_params(cx: &Ctxt, tool: &Tool<'_>) {
                 );
             }
         }
-        match &param.kind {
-            ParamKind::Argument(_) => check_owned_type(cx, param.ty),
-            ParamKind::Extractor => {
-                if let Some(default) = &param.attrs.default {
-                    cx.error_spanned_by(
-                        default,
-                        "`default` applies to arguments only; an injected parameter (`State<T>`, `RequestContext`) \
-                         is never absent",
-                    );
-                }
-            }
+        check_owned_type(cx, param.ty);
+        let Some(flatten) = &param.attrs.flatten else { continue };
+        if let Some(first) = flattened.replace(param.name.as_str()) {
+            cx.error_spanned_by(
+                flatten,
+                format!(
+                    "only one parameter can be `#[mcp(flatten)]`: it takes the whole arguments object, and `{first}` \
+                     already does"
+                ),
+            );
+        }
+        if let Some(default) = &param.attrs.default {
+            cx.error_spanned_by(
+                default,
+                "a `#[mcp(flatten)]` parameter has no default: it is the whole arguments object, `{}` when none \
+                 are sent; give its type `#[serde(default)]` fields instead",
+            );
+        }
+        if param.option_inner.is_some() {
+            cx.error_spanned_by(
+                param.ty,
+                "a `#[mcp(flatten)]` parameter cannot be an `Option`: the arguments object is always there (`{}` \
+                 when none are sent); make its fields optional instead",
+            );
         }
     }
 }

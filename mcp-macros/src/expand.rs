@@ -1,13 +1,18 @@
 //! Emits the code for a checked `#[mcp_tool]` fn: the fn itself, the
-//! registration type named like it, and (inside `const _`) the argument
-//! struct, the `ToolFactory` impl and the inventory entry.
+//! registration type named like it, and (inside `const _`) the
+//! `ToolFactory` impl and the inventory entry.
+//!
+//! Which parameters are arguments and which are injected, and how the
+//! result is sent, is decided by the types' traits in the generated code
+//! (`mcp_runtime::arguments` explains the probes), not here: the macro
+//! cannot see traits, and an import can rename any type.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitStr};
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, Type};
 
-use crate::ast::{Argument, Output, Param, ParamKind, Tool};
+use crate::ast::{Output, Param, Tool, blamed_type};
 use crate::attr;
 
 /// The user's fn with the parameter attributes rustc would reject removed.
@@ -29,61 +34,60 @@ pub(crate) fn user_fn(item: &ItemFn) -> ItemFn {
 // would be reported on the attribute instead); the `__mcp_` prefix keeps
 // them apart from the user's names.
 const CALL: &str = "__mcp_call";
-const SCHEMA: &str = "__mcp_schema";
+const ARGS: &str = "__mcp_slots";
+const SIGNATURE: &str = "__mcp_signature";
 
 pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
     let item = user_fn(tool.item);
     let vis = &tool.item.vis;
     let fn_ident = &tool.item.sig.ident;
     let call = Ident::new(CALL, Span::call_site());
-    let schema = Ident::new(SCHEMA, Span::call_site());
+    let args = Ident::new(ARGS, Span::call_site());
+    let signature = Ident::new(SIGNATURE, Span::call_site());
 
-    let params: Vec<ParamCode> = tool
-        .params
-        .iter()
-        .enumerate()
-        .map(|(index, param)| match &param.kind {
-            ParamKind::Argument(arg) => ParamCode::argument(index, param, arg),
-            ParamKind::Extractor => ParamCode::extractor(index, param),
-        })
-        .collect();
-    let fields = params.iter().filter_map(|p| p.field.as_ref());
+    let params: Vec<ParamCode> =
+        tool.params.iter().enumerate().map(|(index, param)| ParamCode::new(index, param)).collect();
+    let describe = params.iter().map(|p| &p.describe);
+    let slots = params.iter().map(|p| &p.slot);
+    let injects = params.iter().map(|p| &p.inject);
     let helper_fns = params.iter().map(|p| &p.helper_fns);
-    let schema_params = params.iter().map(|p| &p.schema);
-    let extractor_checks = params.iter().map(|p| &p.extractor_check);
-    let required_state = params.iter().filter_map(|p| p.required_state.as_ref());
-    let bindings = params.iter().filter_map(|p| p.binding.as_ref());
-    let extractions = params.iter().map(|p| &p.extraction);
-    let call_args = params.iter().map(|p| &p.value);
+    let values = params.iter().map(|p| &p.value);
+    let names = tool.params.iter().map(|p| p.name.as_str());
+    let count = tool.params.len();
 
-    let (out_span, returned, output) = output(tool);
-    // A non-`Send` future is reported on the fn's name, with rustc's note
-    // pointing at the `.await` that holds the culprit.
-    let handler = quote_spanned! {fn_ident.span()=>
-        |#call: __mcp::ToolCall| async move {
-            let __McpObject(__McpArgs { #(#bindings),* }) = #call.arguments::<__McpObject>()?;
-            #(#extractions)*
-            // The raw arguments are parsed by now; do not hold them while the tool runs.
-            ::core::mem::drop(#call);
-            let #returned = #fn_ident(#(#call_args),*).await;
-            #output
+    let result = ResultCode::new(tool);
+    let (out_span, returned, into_value, result_kind) =
+        (result.span, &result.returned, &result.into_value, &result.kind);
+    // The handler is a fn of its own, so that `tool()` can ask whether its
+    // future is `Send` (to add a hint to rustc's error); the error itself
+    // lands on the return type, with rustc's note at the culprit `.await`.
+    let handler = quote_spanned! {out_span=>
+        // Not an `async fn`: the `'static` bound is the contract.
+        #[allow(clippy::manual_async_fn)]
+        fn __mcp_handle(
+            #call: __mcp::ToolCall,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__mcp::ToolOutput, __mcp::CallError>,
+        > + 'static {
+            async move {
+                let mut #args = (#(#slots,)*);
+                __mcp::read_arguments(&#call, &__MCP_NAMES, &mut #args)?;
+                #(#injects)*
+                // The raw arguments are parsed by now; do not hold them while the tool runs.
+                ::core::mem::drop(#call);
+                let #returned = #fn_ident(#(#values),*).await;
+                #into_value
+            }
         }
     };
-    // `from_parts` infers the output type `T` and requires its bounds; spanned
-    // on the return type, its errors coincide with (and are merged into) the
-    // ones `into_tool_output` reports there.
+    let send_check = quote_spanned! {fn_ident.span()=>
+        (&__mcp::probe_future(&__mcp_handle)).__mcp_check_send();
+    };
+    let output_schema = quote_spanned! {out_span=> #result_kind.output_schema() };
     let meta = tool_meta(tool);
     let build = quote_spanned! {out_span=>
-        __mcp::Tool::from_parts(
-            #meta,
-            |#schema: &mut __mcp::InputSchema| {
-                #(#schema_params)*
-            },
-            &[#(#required_state),*],
-            #handler,
-        )
+        __mcp::Tool::from_parts(#meta, #signature, #output_schema, __mcp_handle)
     };
-    let object_only = object_only();
     let struct_doc = format!("Registers the MCP tool `{}`: `ServerBuilder::tool::<{}>()`.", tool.name, fn_ident);
 
     quote! {
@@ -96,24 +100,33 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
 
         const _: () = {
             use ::mcp_runtime::__private as __mcp;
+            #[allow(unused_imports)]
+            use ::mcp_runtime::__private::probe::{
+                ArgumentProbe as _, InjectedProbe as _, NeitherProbe as _, SchemalessProbe as _,
+                UndeserializableProbe as _,
+            };
+            #[allow(unused_imports)]
+            use ::mcp_runtime::__private::result_probe::{
+                NeitherProbe as _, RichProbe as _, ValueProbe as _,
+            };
+            #[allow(unused_imports)]
+            use ::mcp_runtime::__private::send_probe::{NotSendFuture as _, SendFuture as _};
 
-            #[derive(__mcp::serde::Deserialize)]
-            #[serde(deny_unknown_fields, crate = "::mcp_runtime::__private::serde")]
-            struct __McpArgs {
-                #(#fields,)*
-            }
-
-            #object_only
+            /// Every parameter's name, in order: an argument name, or (for an
+            /// injected parameter) a name no argument may use.
+            static __MCP_NAMES: [&str; #count] = [#(#names),*];
 
             impl __mcp::ToolFactory for #fn_ident {
                 fn tool() -> __mcp::Tool {
-                    #(#extractor_checks)*
+                    let mut #signature = __mcp::Signature::new();
+                    #(#describe)*
+                    #send_check
                     #build
                 }
             }
 
-            // After the impl: rustc then reports our assertion (in `tool()`)
-            // before serde's own message for the same parameter.
+            #handler
+
             #(#helper_fns)*
 
             __mcp::inventory::submit! {
@@ -123,183 +136,138 @@ pub(crate) fn expand(tool: &Tool<'_>) -> TokenStream {
     }
 }
 
-/// `__McpObject`: the arguments, read from a JSON object only (the derive
-/// alone would also take a positional array, which MCP does not allow).
-fn object_only() -> TokenStream {
-    quote! {
-        struct __McpObject(__McpArgs);
-
-        impl<'de> __mcp::serde::Deserialize<'de> for __McpObject {
-            fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-            where
-                D: __mcp::serde::Deserializer<'de>,
-            {
-                struct Visitor;
-                impl<'de> __mcp::serde::de::Visitor<'de> for Visitor {
-                    type Value = __McpArgs;
-                    fn expecting(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                        f.write_str("an object of named arguments")
-                    }
-                    fn visit_map<A>(self, map: A) -> ::core::result::Result<__McpArgs, A::Error>
-                    where
-                        A: __mcp::serde::de::MapAccess<'de>,
-                    {
-                        __mcp::serde::Deserialize::deserialize(__mcp::serde::de::value::MapAccessDeserializer::new(map))
-                    }
-                }
-                deserializer.deserialize_map(Visitor).map(__McpObject)
-            }
-        }
-    }
-}
-
-/// What one parameter contributes to the expansion.
-///
-/// Each type bound is required in exactly one place, spanned on the user's
-/// type, next to an assertion carrying our own message: rustc then reports
-/// each missing trait once, on that parameter, instead of once per use in
-/// the generated code.
+/// What one parameter contributes to the expansion. Every use of the
+/// parameter's type is spanned on that type, so an unsuitable type is
+/// reported there, once, with the runtime's message.
 struct ParamCode {
     /// The local the user's fn is called with.
     value: Ident,
-    /// A field of the argument struct (arguments only).
-    field: Option<TokenStream>,
-    /// `field: value` in the pattern that takes the argument struct apart.
-    binding: Option<TokenStream>,
-    /// Fns the field's serde attributes name.
+    /// `tool()`: adds the parameter to the `Signature`.
+    describe: TokenStream,
+    /// The handler: the parameter's slot in the tuple the arguments fill.
+    slot: TokenStream,
+    /// The handler, once the arguments are read: the value (injected: built).
+    inject: TokenStream,
+    /// The fn a default expression becomes.
     helper_fns: TokenStream,
-    /// Statements of the `inputSchema` builder.
-    schema: TokenStream,
-    /// `let value = Extractor::from_tool_call(..)?` (extractors only).
-    extraction: TokenStream,
-    extractor_check: TokenStream,
-    required_state: Option<TokenStream>,
 }
 
 impl ParamCode {
-    fn argument(index: usize, param: &Param<'_>, arg: &Argument<'_>) -> ParamCode {
-        let ty = param.ty;
-        let ty_span = ty.span();
-        let field = format_ident!("__mcp_field{}", index);
-        let value = format_ident!("__mcp_param{}", index, span = Span::mixed_site());
-        let wire_name = &arg.name;
-        let schema_ty = arg.option_inner.unwrap_or(ty);
-        let schema_span = schema_ty.span();
-        let schema = Ident::new(SCHEMA, schema_span);
-        let description = match &arg.description {
-            Some(d) => quote!(::core::option::Option::Some(#d)),
-            None => quote!(::core::option::Option::None),
-        };
-
-        // Deserialization goes through a fn of ours, so the serde derive
-        // itself never requires `#ty: Deserialize` (it would, three times).
-        let de_fn = format_ident!("__mcp_deserialize{}", index);
-        let de_fn_path = LitStr::new(&de_fn.to_string(), ty_span);
-        let mut helper_fns = quote_spanned! {ty_span=>
-            fn #de_fn<'de, D>(deserializer: D) -> ::core::result::Result<#ty, D::Error>
-            where
-                D: __mcp::serde::Deserializer<'de>,
-            {
-                <#ty as __mcp::serde::Deserialize<'de>>::deserialize(deserializer)
-            }
-        };
-        let assertion = quote_spanned! {schema_span=>
-            __mcp::assert_tool_argument::<#schema_ty>();
-        };
-        let (field_def, schema_code) = match &param.attrs.default {
-            Some(default) => {
-                let default_span = default.span();
-                let default_fn = format_ident!("__mcp_default{}", index, span = default_span);
-                let default_fn_path = default_fn.to_string();
-                helper_fns.extend(quote_spanned! {default_span=>
-                    fn #default_fn() -> #ty {
-                        #default
-                    }
-                });
-                let to_value = quote_spanned! {default_span=>
-                    __mcp::serde_json::to_value(#default_fn()).ok()
-                };
-                (
-                    quote! {
-                        #[serde(rename = #wire_name, deserialize_with = #de_fn_path, default = #default_fn_path)]
-                        #field: #ty
-                    },
-                    quote_spanned! {schema_span=>
-                        #assertion
-                        #schema.param_with_default::<#schema_ty>(#wire_name, #description, false, #to_value);
-                    },
-                )
-            }
-            None => {
-                let required = arg.option_inner.is_none();
-                let serde_default = arg.option_inner.map(|_| quote!(, default));
-                (
-                    quote! {
-                        #[serde(rename = #wire_name, deserialize_with = #de_fn_path #serde_default)]
-                        #field: #ty
-                    },
-                    quote_spanned! {schema_span=>
-                        #assertion
-                        #schema.param::<#schema_ty>(#wire_name, #description, #required);
-                    },
-                )
-            }
-        };
-        ParamCode {
-            binding: Some(quote!(#field: #value)),
-            value,
-            field: Some(field_def),
-            helper_fns,
-            schema: schema_code,
-            extraction: TokenStream::new(),
-            extractor_check: TokenStream::new(),
-            required_state: None,
-        }
-    }
-
-    fn extractor(index: usize, param: &Param<'_>) -> ParamCode {
+    fn new(index: usize, param: &Param<'_>) -> ParamCode {
         let ty = param.ty;
         let ty_span = ty.span();
         let value = format_ident!("__mcp_param{}", index, span = Span::mixed_site());
         let call = Ident::new(CALL, ty_span);
-        ParamCode {
-            extraction: quote_spanned! {ty_span=>
-                let #value = <#ty as __mcp::FromToolCall>::from_tool_call(&#call)?;
-            },
-            value,
-            field: None,
-            binding: None,
-            helper_fns: TokenStream::new(),
-            schema: TokenStream::new(),
-            extractor_check: quote_spanned! {ty_span=>
-                __mcp::assert_extractor::<#ty>();
-            },
-            required_state: Some(quote_spanned! {ty_span=>
-                <#ty as __mcp::FromToolCall>::required_state
-            }),
-        }
+        let args = Ident::new(ARGS, ty_span);
+        let signature = Ident::new(SIGNATURE, ty_span);
+        let position = syn::Index::from(index);
+        let schema_ty: &Type = param.option_inner.unwrap_or(ty);
+        // Errors about the type name and point at the type to fix (`Hit`
+        // for a `Vec<Hit>`).
+        let blamed = blamed_type(ty);
+        let kind = quote_spanned! {blamed.span()=>
+            (&&&&__mcp::Probe::<#ty, #schema_ty, #blamed>::new()).__mcp_param_kind()
+        };
+        let name = &param.name;
+        let description = match &param.description {
+            Some(d) => quote!(::core::option::Option::Some(#d)),
+            None => quote!(::core::option::Option::None),
+        };
+        let mut helper_fns = TokenStream::new();
+
+        let (describe, slot) = if param.attrs.flatten.is_some() {
+            (
+                quote_spanned! {ty_span=> #kind.describe_flatten(&mut #signature, #name); },
+                quote_spanned! {ty_span=> #kind.slot_whole() },
+            )
+        } else if let Some(default) = &param.attrs.default {
+            let default_span = default.span();
+            let default_fn = format_ident!("__mcp_default{}", index, span = default_span);
+            helper_fns.extend(quote_spanned! {default_span=>
+                fn #default_fn() -> #ty {
+                    #default
+                }
+            });
+            // Spanned on the default: a default that cannot be published
+            // (not `Serialize`, or on an injected parameter) is reported there.
+            let signature = Ident::new(SIGNATURE, default_span);
+            (
+                quote_spanned! {default_span=>
+                    #kind.describe_default::<#schema_ty>(&mut #signature, #name, #description, #default_fn);
+                },
+                quote_spanned! {ty_span=> #kind.slot(__mcp::Missing::Default(#default_fn)) },
+            )
+        } else {
+            let required = param.option_inner.is_none();
+            let missing = match param.option_inner {
+                Some(_) => quote_spanned! {ty_span=> __mcp::Missing::Default(|| ::core::option::Option::None) },
+                None => quote_spanned! {ty_span=> __mcp::Missing::Required },
+            };
+            (
+                quote_spanned! {ty_span=>
+                    #kind.describe::<#schema_ty>(&mut #signature, #name, #description, #required);
+                },
+                quote_spanned! {ty_span=> #kind.slot(#missing) },
+            )
+        };
+        let inject = quote_spanned! {ty_span=>
+            let #value = #kind.inject(&#call, #args.#position)?;
+        };
+        ParamCode { value, describe, slot, inject, helper_fns }
     }
 }
 
-/// The fn's return value turned into `Result<T, CallError>`: the span of the
-/// return type, the local holding the value, and the conversion.
-fn output(tool: &Tool<'_>) -> (Span, Ident, TokenStream) {
-    let out_span = match &tool.output {
-        Output::Result(ty) | Output::Plain(Some(ty)) => ty.span(),
-        Output::Plain(None) => tool.item.sig.ident.span(),
-    };
-    let returned = Ident::new("__mcp_returned", out_span);
-    let output = match &tool.output {
-        Output::Result(_) => quote_spanned! {out_span=>
-            __mcp::IntoToolOutput::into_tool_output(#returned)
-        },
-        Output::Plain(_) => quote_spanned! {out_span=>
-            __mcp::IntoToolOutput::into_tool_output(
-                ::core::result::Result::Ok::<_, ::core::convert::Infallible>(#returned)
-            )
-        },
-    };
-    (out_span, returned, output)
+/// How the fn's return value becomes the call's output.
+struct ResultCode {
+    /// The return type's span (the fn name's when there is none).
+    span: Span,
+    /// The local holding what the fn returned.
+    returned: Ident,
+    /// The handler's last expression: the success value, serialized.
+    into_value: TokenStream,
+    /// The result kind, chosen by the success type's traits.
+    kind: TokenStream,
+}
+
+impl ResultCode {
+    fn new(tool: &Tool<'_>) -> ResultCode {
+        let span = match &tool.output {
+            Output::Result(ty) | Output::Plain(Some(ty)) => ty.span(),
+            Output::Plain(None) => tool.item.sig.ident.span(),
+        };
+        let returned = Ident::new("__mcp_returned", span);
+        let success = match &tool.output {
+            Output::Result(ty) => quote_spanned!(span=> <#ty as __mcp::ResultOk>::Ok),
+            Output::Plain(Some(ty)) => quote!(#ty),
+            Output::Plain(None) => quote!(()),
+        };
+        // The type an error names, and where: `Hit` in `Result<Vec<Hit>, E>`.
+        let blamed: Option<&Type> = match &tool.output {
+            Output::Result(Type::Path(tp)) => match tp.path.segments.last().map(|s| &s.arguments) {
+                Some(PathArguments::AngleBracketed(args)) => match args.args.first() {
+                    Some(GenericArgument::Type(ok)) => Some(blamed_type(ok)),
+                    _ => None,
+                },
+                _ => None,
+            },
+            Output::Plain(Some(ty)) => Some(blamed_type(ty)),
+            _ => None,
+        };
+        let (blamed, blame_span) = match blamed {
+            Some(ty) => (ty.to_token_stream(), ty.span()),
+            None => (success.clone(), span),
+        };
+        let kind = quote_spanned! {blame_span=>
+            (&&__mcp::ResultProbe::<#success, #blamed>::new()).__mcp_result_kind()
+        };
+        let into_value = match &tool.output {
+            Output::Result(_) => quote_spanned! {span=>
+                #kind.encode(__mcp::returned_result(#returned)?)
+            },
+            Output::Plain(_) => quote_spanned! {span=> #kind.encode(#returned) },
+        };
+        ResultCode { span, returned, into_value, kind }
+    }
 }
 
 fn tool_meta(tool: &Tool<'_>) -> TokenStream {

@@ -50,18 +50,28 @@ use crate::ctxt::Ctxt;
 ///   `title = "..."` sets the display title.
 /// - **Annotations**: `read_only`, `destructive`, `idempotent`, `open_world`
 ///   (bare for `true`, or `= true` / `= false`).
-/// - **Arguments**: each parameter is one property of the `inputSchema`,
-///   named exactly like the parameter (`r#type` is `type`) and described by
-///   its `///` comment. Its type needs `Deserialize` and `JsonSchema`.
+/// - **Arguments**: each parameter whose type is `Deserialize + JsonSchema`
+///   (schemars 1.x) is one property of the `inputSchema`, named exactly like
+///   the parameter (`r#type` is `type`) and described by its `///` comment.
 ///   `Option<T>` is optional with `T`'s schema; `#[mcp(default = EXPR)]`
 ///   (or bare `#[mcp(default)]` for `Default::default()`) makes a parameter
 ///   optional, uses `EXPR` when it is absent and publishes it as `default`.
-///   Arguments must be a JSON object; unknown names are rejected.
-/// - **Injected parameters**: a type whose last path segment is `State` or
-///   `RequestContext` is taken from the call, not from the arguments.
-/// - **Return**: `Result<T, E>` (any path ending in `Result`, e.g.
-///   `std::io::Result<T>`) with `E: Display`, or a plain `T`; `T` needs
-///   `Serialize` and `JsonSchema`, and an object `T` gets an `outputSchema`.
+///   Arguments must be a JSON object; unknown names, and unknown fields of
+///   nested objects where the schema says `additionalProperties: false`,
+///   are refused, all problems in one error.
+/// - **`#[mcp(flatten)]`**: the parameter's type is the whole arguments
+///   object and its schema the whole `inputSchema`; it must be the only
+///   argument.
+/// - **Injected parameters**: a parameter whose type implements
+///   `FromToolCall` (`State<T>`, `RequestContext`, or a type of your own) is
+///   built from the call, not read from the arguments, however its type is
+///   imported or named. The choice is made by trait in the generated code;
+///   a type that is both is injected.
+/// - **Return**: `Result<T, E>` (any path whose last segment is `Result`,
+///   e.g. `std::io::Result<T>`) with `E: Display`, or a plain `T`. A `T` of
+///   `Serialize + JsonSchema` gets an `outputSchema` (wrapped as
+///   `{"result": ..}` for older protocol versions when it is not an object);
+///   `Content`, `Vec<Content>` and `CallToolResult` choose their own blocks.
 ///
 /// Beside the fn, a hidden unit type of the same name implements
 /// `ToolFactory` (register it with `ServerBuilder::tool::<add>()`), and the
@@ -69,8 +79,10 @@ use crate::ctxt::Ctxt;
 ///
 /// Not allowed, each reported on the offending token: a non-`async`,
 /// generic, `const` or `unsafe` fn; a `self` receiver; a pattern instead of
-/// a parameter name; a borrowed or `impl Trait` argument type; `#[cfg]` on a
-/// parameter; unknown, repeated or mistyped options.
+/// a parameter name; a borrowed or `impl Trait` parameter type; `#[cfg]` on
+/// a parameter; more than 20 parameters; a parameter that is neither an
+/// argument nor injected; a result or error type the runtime cannot send; a
+/// future that is not `Send`; unknown, repeated or mistyped options.
 #[proc_macro_attribute]
 pub fn mcp_tool(args: TokenStream, item: TokenStream) -> TokenStream {
     let item_tokens = proc_macro2::TokenStream::from(item);

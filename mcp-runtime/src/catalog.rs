@@ -47,14 +47,37 @@ fn render_tool(out: &mut String, tool: &Tool) {
         let _ = writeln!(out, "Hints: {hints}.\n");
     }
     render_parameters(out, tool.input_schema());
-    match tool.output_schema() {
+    match tool.result_schema() {
+        Some(schema) if tool.wraps_result() => {
+            let _ = writeln!(
+                out,
+                "**Output** (`structuredContent`): {}; before protocol 2026-07-28 wrapped as `{{\"result\": ...}}`.",
+                value_summary(schema)
+            );
+        }
         Some(schema) => {
-            let _ = writeln!(out, "**Output** (`structuredContent`): {}", object_summary(schema));
+            let _ = writeln!(out, "**Output** (`structuredContent`): {}.", value_summary(schema));
         }
         None => {
-            let _ = writeln!(out, "**Output**: text.");
+            let _ = writeln!(out, "**Output**: content blocks only (no `outputSchema`).");
         }
     }
+}
+
+/// An object's fields, an array of objects' fields, or a short type.
+fn value_summary(schema: &Value) -> String {
+    let Some(map) = schema.as_object() else { return "any JSON".to_owned() };
+    if map.get("type").and_then(Value::as_str) == Some("object") {
+        return object_summary(map);
+    }
+    let items = map.get("items").and_then(Value::as_object);
+    if map.get("type").and_then(Value::as_str) == Some("array")
+        && let Some(items) = items.filter(|i| i.contains_key("properties"))
+    {
+        let fields = object_summary(items);
+        return format!("an array of objects, each {}", fields.trim_start_matches("an object "));
+    }
+    type_name(schema)
 }
 
 fn annotation_text(a: &Annotations) -> Option<String> {
@@ -107,7 +130,7 @@ fn required_names(schema: &Map<String, Value>) -> Vec<&str> {
 /// `object with `sum` (integer), `note` (string, optional)`.
 fn object_summary(schema: &Map<String, Value>) -> String {
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
-        return "an object.".to_owned();
+        return "an object".to_owned();
     };
     let required = required_names(schema);
     let fields: Vec<String> = properties
@@ -117,7 +140,7 @@ fn object_summary(schema: &Map<String, Value>) -> String {
             format!("`{name}` ({}{optional})", type_name(p))
         })
         .collect();
-    format!("an object with {}.", fields.join(", "))
+    format!("an object with {}", fields.join(", "))
 }
 
 /// A short human type for a property schema.

@@ -631,6 +631,19 @@ fn decode<T: DeserializeOwned>(method: &str, raw: &RawValue) -> Result<T, Client
         .map_err(|e| ClientError::decode(method, format!("{e}; the answer was {}", truncate_for_message(raw.get()))))
 }
 
+/// `value` of `{"result": value}`, the only member, when it is not an object
+/// itself (an object result is never wrapped).
+fn wrapped_result(structured: &RawValue) -> Option<&RawValue> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped<'a> {
+        #[serde(borrow)]
+        result: &'a RawValue,
+    }
+    let wrapped: Wrapped<'_> = serde_json::from_str(structured.get()).ok()?;
+    (!wrapped.result.get().starts_with('{')).then_some(wrapped.result)
+}
+
 fn decode_tool_output<T: DeserializeOwned>(tool: &str, result: wire::RawCallToolResult) -> Result<T, ClientError> {
     let method = format!("tools/call {tool}");
     if result.is_error {
@@ -642,7 +655,16 @@ fn decode_tool_output<T: DeserializeOwned>(tool: &str, result: wire::RawCallTool
         return Err(ClientError::Tool { tool: tool.to_owned(), message, result: Box::new(result) });
     }
     if let Some(structured) = &result.structured_content {
-        return serde_json::from_str(structured.get()).map_err(|e| {
+        let whole = serde_json::from_str(structured.get());
+        // A result that is not an object comes wrapped as `{"result": value}`
+        // from servers that speak protocol versions before 2026-07-28.
+        if whole.is_err()
+            && let Some(value) = wrapped_result(structured)
+            && let Ok(value) = serde_json::from_str(value.get())
+        {
+            return Ok(value);
+        }
+        return whole.map_err(|e| {
             ClientError::decode(
                 &method,
                 format!(
@@ -699,6 +721,21 @@ mod tests {
     fn typed_output_prefers_structured_content() {
         let r = raw_result(r#"{"content":[{"type":"text","text":"{\"sum\":1}"}],"structuredContent":{"sum":5}}"#);
         assert_eq!(decode_tool_output::<Sum>("add", r).unwrap(), Sum { sum: 5 });
+    }
+
+    #[test]
+    fn typed_output_unwraps_a_wrapped_result() {
+        let r = raw_result(r#"{"content":[],"structuredContent":{"result":[1,2]}}"#);
+        assert_eq!(decode_tool_output::<Vec<u8>>("list", r).unwrap(), [1, 2]);
+        let r = raw_result(r#"{"content":[],"structuredContent":{"result":"done"}}"#);
+        assert_eq!(decode_tool_output::<String>("say", r).unwrap(), "done");
+        // An object result with a `result` field is read as it is.
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Outcome {
+            result: u8,
+        }
+        let r = raw_result(r#"{"content":[],"structuredContent":{"result":3}}"#);
+        assert_eq!(decode_tool_output::<Outcome>("outcome", r).unwrap(), Outcome { result: 3 });
     }
 
     #[test]

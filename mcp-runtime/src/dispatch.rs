@@ -45,8 +45,8 @@ use crate::protocol::{
     META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
     push_json_str, strip_position,
 };
-use crate::registry::{self, FastHash, Registry};
-use crate::tool::{CallError, Tool, ToolCall, ToolOutput};
+use crate::registry::{self, FastHash, Listing, Registry};
+use crate::tool::{self, CallError, Measure, Tool, ToolCall, ToolOutput};
 
 /// How long a stateless client may cache `tools/list` and `server/discover`:
 /// the tool set is fixed for the life of the process.
@@ -182,8 +182,10 @@ pub(crate) struct Routing<'a> {
 
 #[derive(Clone, Copy)]
 enum CallMode {
-    /// `tools/call`: an MCP `CallToolResult`; which log messages reach the client.
-    Mcp { stateless: bool, log_floor: LogFloor },
+    /// `tools/call`: an MCP `CallToolResult`; `wrap` when the protocol
+    /// version needs a non-object result wrapped (see [`tool::wraps_non_object_results`]);
+    /// which log messages reach the client.
+    Mcp { stateless: bool, wrap: bool, log_floor: LogFloor },
     /// Method = tool name: the tool's JSON as `result`, errors as JSON-RPC errors.
     Legacy,
 }
@@ -474,7 +476,7 @@ impl Session {
                 reply_error(Some(id_raw), error_code::INVALID_REQUEST, &message)
             }
             "logging/setLevel" => self.set_level(id_raw, &params),
-            "tools/list" => self.list_tools(id_raw, &params, stateless),
+            "tools/list" => self.list_tools(id_raw, &params, stateless, self.version(stateless)),
             "tools/call" => {
                 let Some(name) = params.name.and_then(json_str) else {
                     return reply_error(
@@ -513,9 +515,19 @@ impl Session {
                         "invalid params: `_meta.progressToken` must be a string or a number",
                     );
                 }
-                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless, log_floor })
+                let wrap = tool::wraps_non_object_results(self.version(stateless));
+                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless, wrap, log_floor })
             }
             _ => unreachable!("every protocol method is matched above"),
+        }
+    }
+
+    /// The protocol version a request is served under: the stateless
+    /// revision for a request carrying it, else the session's.
+    fn version(&self, stateless: bool) -> &'static str {
+        match stateless {
+            true => STATELESS_VERSIONS[0],
+            false => self.negotiated.unwrap_or(LATEST_SESSION_VERSION),
         }
     }
 
@@ -592,7 +604,7 @@ impl Session {
         Reply::result(protocol::result_response(id_raw, "{}"))
     }
 
-    fn list_tools(&self, id_raw: &str, params: &Params<'_>, stateless: bool) -> Action {
+    fn list_tools(&self, id_raw: &str, params: &Params<'_>, stateless: bool, version: &str) -> Action {
         let registry = &self.core.registry;
         let page_size = self.core.tools_page_size;
         let offset = match params.cursor.filter(|c| c.get() != "null") {
@@ -610,7 +622,8 @@ impl Session {
                 offset
             }
         };
-        let tools = registry.list_json(offset, page_size);
+        let listing = if tool::wraps_non_object_results(version) { Listing::Objects } else { Listing::AnyJson };
+        let tools = registry.list_json(offset, page_size, listing);
         let mut result = String::with_capacity(tools.len() + 200);
         result.push_str(r#"{"tools":"#);
         result.push_str(&tools);
@@ -689,7 +702,7 @@ impl Session {
                 })
                 .await;
                 outcome.map(|outcome| match mode {
-                    CallMode::Mcp { .. } => mcp_result(&id_raw, &tool, outcome, stateless_core.as_deref()),
+                    CallMode::Mcp { wrap, .. } => mcp_result(&id_raw, &tool, outcome, stateless_core.as_deref(), wrap),
                     CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),
                 })
             }
@@ -724,61 +737,30 @@ fn panicked(tool: &Tool, payload: Box<dyn std::any::Any + Send>) -> CallError {
     CallError::Panicked(format!("the tool panicked: {text}"))
 }
 
-/// A `CallToolResult`. With an output schema the JSON goes out twice, as
-/// `structuredContent` and as text for clients older than 2025-06-18;
-/// without one only as text, a JSON string unquoted.
+/// A `tools/call` response; [`tool::write_call_result`] shapes the result.
 fn mcp_result(
     id_raw: &str,
     tool: &Tool,
     outcome: Result<ToolOutput, CallError>,
     stateless: Option<&ServerCore>,
+    wrap: bool,
 ) -> String {
     const HEAD: &str = r#"{"jsonrpc":"2.0","id":"#;
-    const CONTENT: &str = r#","result":{"content":[{"type":"text","text":"#;
-    const STRUCTURED: &str = r#","structuredContent":"#;
-    const OK_TAIL: &str = r#"}],"isError":false"#;
-    const ERR_TAIL: &str = r#"}],"isError":true"#;
-    let structured = tool.output_schema().is_some();
-    let body = match &outcome {
-        Ok(output) => {
-            let json = output.json.get();
-            let text = if !structured && json.starts_with('"') { json.len() } else { protocol::json_str_len(json) };
-            text + OK_TAIL.len() + if structured { STRUCTURED.len() + json.len() } else { 0 }
-        }
-        Err(e) => protocol::json_str_len(e.message()) + ERR_TAIL.len(),
-    };
-    let suffix = stateless.map_or(0, |core| core.stateless_suffix.len());
+    const RESULT: &str = r#","result":"#;
+    if let Err(e) = &outcome {
+        log_call_error(tool, e);
+    }
+    let suffix = stateless.map_or("", |core| &core.stateless_suffix);
+    let mut measure = Measure::default();
+    tool::write_call_result(&mut measure, tool, &outcome, wrap);
     // Exact, so the frame takes the buffer as is (see `protocol::result_response`).
-    let capacity = HEAD.len() + id_raw.len() + CONTENT.len() + body + suffix + 2;
+    let capacity = HEAD.len() + id_raw.len() + RESULT.len() + measure.0 + suffix.len() + 2;
     let mut out = String::with_capacity(capacity);
     out.push_str(HEAD);
     out.push_str(id_raw);
-    out.push_str(CONTENT);
-    match &outcome {
-        Ok(output) => {
-            let json = output.json.get();
-            if !structured && json.starts_with('"') {
-                // Already a JSON string literal: exactly the text we want.
-                out.push_str(json);
-            } else {
-                push_json_str(&mut out, json);
-            }
-            out.push_str("}]");
-            if structured {
-                out.push_str(STRUCTURED);
-                out.push_str(json);
-            }
-            out.push_str(r#","isError":false"#);
-        }
-        Err(e) => {
-            log_call_error(tool, e);
-            push_json_str(&mut out, e.message());
-            out.push_str(ERR_TAIL);
-        }
-    }
-    if let Some(core) = stateless {
-        out.push_str(&core.stateless_suffix);
-    }
+    out.push_str(RESULT);
+    tool::write_call_result(&mut out, tool, &outcome, wrap);
+    out.push_str(suffix);
     out.push_str("}}");
     debug_assert_eq!(out.len(), capacity, "response sizing is off: {out}");
     out
@@ -787,7 +769,7 @@ fn mcp_result(
 /// The Python Dewey's direct-call shape: the tool's JSON is the result.
 fn legacy_result(id_raw: &str, tool: &Tool, outcome: Result<ToolOutput, CallError>) -> String {
     match outcome {
-        Ok(output) => protocol::result_response(id_raw, output.json.get()),
+        Ok(output) => protocol::result_response(id_raw, &tool::legacy_result_json(tool, &output)),
         Err(e) => {
             log_call_error(tool, &e);
             let code = match e {

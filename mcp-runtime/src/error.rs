@@ -17,12 +17,23 @@ pub enum Error {
     )]
     DuplicateTool { name: String, first: Location, second: Location },
 
-    /// A tool takes `State<T>` but the builder was never given a `T`.
+    /// Tools take `State<T>` but the builder was never given a `T`.
     #[error(
-        "tool `{tool}` (declared at {location}) takes `State<{type_name}>`, but the server has no \
-         state of that type; add `.state(value)` with a `{type_name}` to the server builder"
+        "{} `State<{type_name}>`, but the server has no state of that type; add `.state(value)` with a \
+         `{type_name}` to the server builder",
+        takers(tools)
     )]
-    MissingState { tool: String, location: Location, type_name: &'static str },
+    MissingState { type_name: &'static str, tools: Vec<(String, Location)> },
+
+    /// A tool's definition has a mistake the compiler cannot see, such as a
+    /// `#[mcp(flatten)]` type whose schema is not an object.
+    #[error("tool `{tool}` (declared at {location}): {message}")]
+    InvalidTool { tool: String, location: Location, message: String },
+
+    /// Several of the above, all found by one start-up check, so that one
+    /// run shows everything to fix.
+    #[error("{} problems stop the server from starting:{}", .0.len(), bullets(.0))]
+    Several(Vec<Error>),
 
     /// A setting (builder value, environment variable or argument) is unusable.
     #[error("invalid configuration: {0}")]
@@ -37,13 +48,43 @@ pub enum Error {
     },
 }
 
+/// "tool `a` (declared at f.rs:1:1) takes", "tools `a` (..) and `b` (..) take".
+fn takers(tools: &[(String, Location)]) -> String {
+    let named: Vec<String> = tools.iter().map(|(name, at)| format!("`{name}` (declared at {at})")).collect();
+    match named.split_last() {
+        Some((last, [])) => format!("tool {last} takes"),
+        Some((last, rest)) => format!("tools {} and {last} take", rest.join(", ")),
+        None => "no tool takes".to_owned(),
+    }
+}
+
+fn bullets(errors: &[Error]) -> String {
+    errors.iter().map(|e| format!("\n  - {e}")).collect()
+}
+
 impl Error {
-    pub fn is_duplicate_tool(&self) -> bool {
-        matches!(self, Error::DuplicateTool { .. })
+    /// Every problem this error stands for: the list of [`Error::Several`],
+    /// or the error itself.
+    pub fn problems(&self) -> &[Error] {
+        match self {
+            Error::Several(errors) => errors,
+            single => std::slice::from_ref(single),
+        }
     }
 
+    /// True if this is, or [`Error::Several`] includes, a duplicate tool name.
+    pub fn is_duplicate_tool(&self) -> bool {
+        self.problems().iter().any(|e| matches!(e, Error::DuplicateTool { .. }))
+    }
+
+    /// True if this is, or [`Error::Several`] includes, missing state.
     pub fn is_missing_state(&self) -> bool {
-        matches!(self, Error::MissingState { .. })
+        self.problems().iter().any(|e| matches!(e, Error::MissingState { .. }))
+    }
+
+    /// True if this is, or [`Error::Several`] includes, an invalid tool.
+    pub fn is_invalid_tool(&self) -> bool {
+        self.problems().iter().any(|e| matches!(e, Error::InvalidTool { .. }))
     }
 
     pub fn is_config(&self) -> bool {

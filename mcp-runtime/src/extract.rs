@@ -1,6 +1,12 @@
-//! Parameters that are injected rather than read from the arguments:
-//! [`State<T>`] and [`RequestContext`]. They implement [`FromToolCall`] and
-//! stay out of the tool's `inputSchema`.
+//! Parameters that are injected rather than read from the arguments: any
+//! type implementing [`FromToolCall`], such as [`State<T>`] and
+//! [`RequestContext`], or one of your own. They stay out of the tool's
+//! `inputSchema`.
+//!
+//! `#[mcp_tool]` tells them apart from arguments by trait, not by name: a
+//! parameter whose type implements `FromToolCall` is injected, whatever it
+//! is called or imported as (`use mcp_runtime::State as S` works); any other
+//! parameter is an argument and needs `Deserialize` and `JsonSchema`.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -11,16 +17,61 @@ use crate::context::RequestContext;
 use crate::tool::{CallError, StateRequirement, ToolCall};
 
 /// A value a tool takes from the call instead of from its arguments.
+///
+/// Implement it for your own types to inject them, for example a typed
+/// handle built from shared state:
+///
+/// ```
+/// use mcp_runtime::tool::{StateRequirement, ToolCall};
+/// use mcp_runtime::{CallError, FromToolCall, mcp_tool};
+///
+/// /// The server's connection settings, registered with `.state(..)`.
+/// #[derive(Clone)]
+/// struct Settings {
+///     archive_url: String,
+/// }
+///
+/// /// What a tool sees: the archive it may read, nothing else.
+/// struct Archive {
+///     url: String,
+/// }
+///
+/// impl FromToolCall for Archive {
+///     fn from_tool_call(call: &ToolCall) -> Result<Self, CallError> {
+///         let settings = call.state().get::<Settings>().ok_or_else(|| {
+///             CallError::Internal("the server has no `Settings` state".to_owned())
+///         })?;
+///         Ok(Archive { url: settings.archive_url.clone() })
+///     }
+///
+///     // Checked at start-up, so a server without `Settings` does not start.
+///     fn required_state() -> Option<StateRequirement> {
+///         Some(StateRequirement::of::<Settings>())
+///     }
+/// }
+///
+/// /// Names the archive a document would be read from.
+/// #[mcp_tool]
+/// async fn locate(archive: Archive, document: String) -> String {
+///     format!("{}/{document}", archive.url)
+/// }
+/// ```
+///
+/// Extractors run after the arguments were read and found valid, in
+/// parameter order; the first one to fail ends the call with its error.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be injected into an MCP tool",
-    label = "not an extractor",
-    note = "injected parameters are `State<T>` and `RequestContext`; every other parameter is read from the arguments"
+    message = "`{Self}` is neither an MCP tool argument nor an injected parameter",
+    label = "not an argument (`Deserialize` + `JsonSchema`) and not injected (`FromToolCall`)",
+    note = "an argument's type needs `serde::Deserialize` and `schemars::JsonSchema` from schemars 1.x \
+            (re-exported as `mcp_runtime::schemars`); a `JsonSchema` derived with schemars 0.8 is a different trait",
+    note = "an injected parameter's type implements `mcp_runtime::FromToolCall`, as `State<T>` and \
+            `RequestContext` do"
 )]
 pub trait FromToolCall: Sized {
     fn from_tool_call(call: &ToolCall) -> Result<Self, CallError>;
 
     /// The state the server must hold for this extractor to succeed. Checked
-    /// when the server is built, so a missing `State<T>` fails at start-up,
+    /// when the server starts, so a missing `State<T>` fails at start-up,
     /// not on the first call.
     fn required_state() -> Option<StateRequirement> {
         None
@@ -55,7 +106,7 @@ impl<T: Clone + Send + Sync + 'static> FromToolCall for State<T> {
     }
 
     fn required_state() -> Option<StateRequirement> {
-        Some(StateRequirement { type_id: TypeId::of::<T>, type_name: std::any::type_name::<T>() })
+        Some(StateRequirement::of::<T>())
     }
 }
 
@@ -76,6 +127,11 @@ impl StateMap {
 
     pub fn contains(&self, type_id: TypeId) -> bool {
         self.values.contains_key(&type_id)
+    }
+
+    /// Moves every value of `other` in, replacing values of the same type.
+    pub fn extend(&mut self, other: StateMap) {
+        self.values.extend(other.values);
     }
 }
 

@@ -9,6 +9,17 @@
 //! rewrites, in schema positions only, what clients choke on. Output schemas
 //! keep their `null`s: a tool's `None` is sent as `null` in
 //! `structuredContent`, and clients validate that against `outputSchema`.
+//!
+//! Input objects are strict at every depth: each struct-like object
+//! (one with `properties`) that does not say otherwise gets
+//! `"additionalProperties": false`, and the runtime refuses an unknown field
+//! exactly where the published schema says so (`ArgumentSchema::rejects_unknown_field`), so
+//! the two cannot disagree. A map, a `#[serde(flatten)]` map, or a type whose
+//! schema sets `additionalProperties` itself (for example with
+//! `#[schemars(extend("additionalProperties" = true))]`) keeps what it says.
+//! Inside `anyOf`/`oneOf`/`allOf` (enums with data, untagged enums) nothing
+//! is added: serde buffers those values and drops unknown fields before they
+//! can be seen, so the schema does not promise a refusal there.
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -23,6 +34,12 @@ fn settings() -> SchemaSettings {
     settings
 }
 
+/// Arguments are deserialized, so `#[serde(default)]` fields are optional
+/// and `skip_deserializing` ones absent.
+fn input_generator() -> SchemaGenerator {
+    settings().for_deserialize().into_generator()
+}
+
 /// Builds a tool's `inputSchema`, one property per ordinary parameter.
 ///
 /// The generated code calls [`InputSchema::param`] once per parameter, in
@@ -32,6 +49,8 @@ pub struct InputSchema {
     generator: SchemaGenerator,
     properties: Map<String, Value>,
     required: Vec<Value>,
+    /// Set by [`InputSchema::whole`]: one type's schema is the whole root.
+    whole: Option<Value>,
 }
 
 impl Default for InputSchema {
@@ -42,13 +61,7 @@ impl Default for InputSchema {
 
 impl InputSchema {
     pub fn new() -> Self {
-        InputSchema {
-            // Arguments are deserialized, so `#[serde(default)]` fields are
-            // optional and `skip_deserializing` ones absent.
-            generator: settings().for_deserialize().into_generator(),
-            properties: Map::new(),
-            required: Vec::new(),
-        }
+        InputSchema { generator: input_generator(), properties: Map::new(), required: Vec::new(), whole: None }
     }
 
     /// Adds parameter `name` of type `T`. For an `Option<U>` parameter the
@@ -85,7 +98,26 @@ impl InputSchema {
         }
     }
 
+    /// Makes `T`'s own schema the whole `inputSchema` (a `#[mcp(flatten)]`
+    /// parameter): its properties are the tool's arguments, and root-level
+    /// keywords (`allOf`, `if`/`then`/`else`, `$defs`, even `$schema`) are
+    /// published as the type states them. Returns `T`'s root `type` when it
+    /// is not `"object"`, which MCP requires of every `inputSchema`.
+    pub fn whole<T: JsonSchema>(&mut self) -> Result<(), String> {
+        let root = whole_schema::<T>();
+        let kind = root.get("type").cloned();
+        self.whole = Some(Value::Object(root));
+        match kind {
+            Some(Value::String(t)) if t == "object" => Ok(()),
+            Some(other) => Err(format!("its schema has type {other}")),
+            None => Err("its schema has no `type`".to_owned()),
+        }
+    }
+
     pub fn finish(mut self) -> Map<String, Value> {
+        if let Some(Value::Object(root)) = self.whole.take() {
+            return root;
+        }
         let mut root = Map::new();
         root.insert("type".into(), "object".into());
         root.insert("properties".into(), Value::Object(std::mem::take(&mut self.properties)));
@@ -97,6 +129,7 @@ impl InputSchema {
         }
         let mut root = Value::Object(root);
         make_client_compatible(&mut root);
+        forbid_unknown_fields(&mut root);
         match root {
             Value::Object(map) => map,
             _ => unreachable!("root is built as an object"),
@@ -104,27 +137,226 @@ impl InputSchema {
     }
 }
 
-/// The `outputSchema` for a tool returning `T`, if `T` is a JSON object
-/// (MCP requires `outputSchema` to describe an object; anything else is sent
-/// as text only).
+/// `T`'s schema as a whole `inputSchema`: its root schema with the same
+/// rewrites as every input, minus a root `title`.
+fn whole_schema<T: JsonSchema>() -> Map<String, Value> {
+    let mut value = input_generator().root_schema_for::<T>().to_value();
+    if value == Value::Bool(true) {
+        value = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = &mut value {
+        map.remove("title");
+    }
+    make_client_compatible(&mut value);
+    forbid_unknown_fields(&mut value);
+    match value {
+        Value::Object(map) => map,
+        other => Map::from_iter([("not".to_owned(), other)]),
+    }
+}
+
+/// One parameter's schema exactly as the `inputSchema` publishes it, with
+/// the definitions its `$ref`s point into. The runtime rebuilds it only
+/// when an argument had fields serde ignored, to decide which to refuse.
+pub(crate) struct ArgumentSchema {
+    schema: Value,
+    defs: Map<String, Value>,
+}
+
+impl ArgumentSchema {
+    pub(crate) fn of<T: JsonSchema>() -> ArgumentSchema {
+        let mut generator = input_generator();
+        let mut schema = generator.subschema_for::<T>().to_value();
+        let mut defs = generator.take_definitions(true);
+        for def in std::iter::once(&mut schema).chain(defs.values_mut()) {
+            make_client_compatible(def);
+            forbid_unknown_fields(def);
+        }
+        ArgumentSchema { schema, defs }
+    }
+
+    /// A `#[mcp(flatten)]` parameter: the whole `inputSchema`.
+    pub(crate) fn whole<T: JsonSchema>() -> ArgumentSchema {
+        let mut root = whole_schema::<T>();
+        let defs = match root.remove("$defs") {
+            Some(Value::Object(defs)) => defs,
+            _ => Map::new(),
+        };
+        ArgumentSchema { schema: Value::Object(root), defs }
+    }
+
+    /// The properties a whole-arguments schema requires.
+    pub(crate) fn required(&self) -> Vec<&str> {
+        self.schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |names| names.iter().filter_map(Value::as_str).collect())
+    }
+
+    /// For an unknown field serde skipped at `path` (inside this argument;
+    /// its last step is the field's name): `Some(names the object takes)`
+    /// when the published schema refuses the field there, `None` when it
+    /// allows it or the place is inside a union the schema leaves open.
+    pub(crate) fn rejects_unknown_field(&self, path: &[Step]) -> Option<Vec<String>> {
+        let (Step::Key(field), parents) = path.split_last()? else { return None };
+        let mut at = self.resolve(&self.schema)?;
+        for step in parents {
+            let next = match step {
+                Step::Key(key) => at
+                    .get("properties")
+                    .and_then(|p| p.get(key))
+                    .or_else(|| at.get("additionalProperties").filter(|a| a.is_object())),
+                Step::Index(index) => at
+                    .get("prefixItems")
+                    .and_then(|p| p.get(*index))
+                    .or_else(|| at.get("items").filter(|i| i.is_object())),
+            }?;
+            at = self.resolve(next)?;
+        }
+        let properties = at.get("properties").and_then(Value::as_object)?;
+        if at.get("additionalProperties") != Some(&Value::Bool(false)) || properties.contains_key(field) {
+            return None;
+        }
+        Some(properties.keys().cloned().collect())
+    }
+
+    /// Follows `$ref`s into the definitions (or the root); `None` for a
+    /// reference elsewhere or a cycle of pure references.
+    fn resolve<'s>(&'s self, mut schema: &'s Value) -> Option<&'s Value> {
+        for _ in 0..32 {
+            let Some(reference) = schema.get("$ref").and_then(Value::as_str) else { return Some(schema) };
+            schema = match reference.strip_prefix("#/$defs/") {
+                Some(name) => self.defs.get(name)?,
+                None if reference == "#" => &self.schema,
+                None => return None,
+            };
+        }
+        None
+    }
+}
+
+/// One step of a path into an argument's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Adds `"additionalProperties": false` to every struct-like object of an
+/// input schema that does not set it, following `properties`,
+/// `additionalProperties`, `items`, `prefixItems` and `$defs`: exactly the
+/// places [`ArgumentSchema::rejects_unknown_field`] walks, so the runtime
+/// refuses an unknown field where, and only where, the schema says so.
+pub(crate) fn forbid_unknown_fields(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    for key in ["properties", "$defs"] {
+        if let Some(Value::Object(entries)) = map.get_mut(key) {
+            entries.values_mut().for_each(forbid_unknown_fields);
+        }
+    }
+    for key in ["additionalProperties", "items"] {
+        if let Some(child @ Value::Object(_)) = map.get_mut(key) {
+            forbid_unknown_fields(child);
+        }
+    }
+    if let Some(Value::Array(items)) = map.get_mut("prefixItems") {
+        items.iter_mut().for_each(forbid_unknown_fields);
+    }
+}
+
+/// The root key under which a non-object result is wrapped for protocol
+/// versions that require `structuredContent` to be an object.
+pub const WRAPPED_RESULT_KEY: &str = "result";
+
+/// Marks a wrapped `outputSchema` so a client can unwrap
+/// `structuredContent["result"]`: the marker FastMCP publishes and its
+/// client unwraps, so FastMCP clients get the bare value too.
+pub const WRAPPED_RESULT_MARKER: &str = "x-fastmcp-wrap-result";
+
+/// A tool's output schemas, for results that have one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSchema {
+    /// The schema of the value itself, any JSON type: what a 2026-07-28
+    /// request gets (SEP-2106 allows any root type).
+    pub value: Value,
+    /// What versions up to 2025-11-25 get, which require an object: `value`
+    /// itself when it describes an object, else
+    /// `{"type":"object","properties":{"result":value},"required":["result"],
+    /// "x-fastmcp-wrap-result":true}`. Always a JSON object.
+    pub object: Value,
+    /// Whether `object` is the wrapper.
+    pub wrapped: bool,
+}
+
+/// The `outputSchema` for a tool returning `T`, or `None` when `T` has
+/// nothing to describe: `()` (its schema is `null`) and types whose schema
+/// admits any JSON (`serde_json::Value`) are sent as text only.
 ///
 /// It describes `T` as serialized, and keeps `null` where `T` can serialize
 /// one: clients check `structuredContent` against this schema, so an
 /// `Option` field that is `None` must validate.
-pub fn output_schema<T: JsonSchema>() -> Option<Map<String, Value>> {
+pub fn output_schema<T: JsonSchema>() -> Option<OutputSchema> {
     let mut generator = settings().for_serialize().into_generator();
     let schema: Schema = generator.root_schema_for::<T>();
     let mut value = schema.to_value();
     let Value::Object(map) = &mut value else { return None };
-    if map.get("type") != Some(&Value::String("object".into())) {
-        return None;
-    }
     map.remove("$schema");
     map.remove("title");
+    const DESCRIBING: [&str; 10] =
+        ["type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf", "properties", "items", "not"];
+    if !DESCRIBING.iter().any(|k| map.contains_key(*k)) || map.get("type") == Some(&Value::String("null".into())) {
+        return None;
+    }
     rewrite_schema(&mut value, Nulls::Keep);
+    // An enum whose variants are all objects (internally tagged, say) is an
+    // object: say so at the root, where MCP looks, instead of wrapping it.
+    if let Value::Object(map) = &mut value
+        && !map.contains_key("type")
+        && ["oneOf", "anyOf"].iter().any(|key| {
+            map.get(*key).and_then(Value::as_array).is_some_and(|branches| {
+                !branches.is_empty() && branches.iter().all(|b| b.get("type") == Some(&Value::String("object".into())))
+            })
+        })
+    {
+        map.insert("type".into(), Value::String("object".into()));
+    }
+    if value.get("type") == Some(&Value::String("object".into())) {
+        return Some(OutputSchema { object: value.clone(), value, wrapped: false });
+    }
+    Some(OutputSchema { object: Value::Object(wrap_result_schema(value.clone())), value, wrapped: true })
+}
+
+/// `{"type":"object","properties":{"result":schema},...}`; the definitions
+/// move to the wrapper's root, where their `$ref`s still point, and a `$ref`
+/// to the old root now points at `result`.
+fn wrap_result_schema(mut schema: Value) -> Map<String, Value> {
+    let defs = schema.as_object_mut().and_then(|m| m.remove("$defs"));
+    repoint_root_refs(&mut schema);
+    let mut wrapper = Map::new();
+    wrapper.insert("type".into(), "object".into());
+    wrapper.insert("properties".into(), Value::Object(Map::from_iter([(WRAPPED_RESULT_KEY.to_owned(), schema)])));
+    wrapper.insert("required".into(), Value::Array(vec![WRAPPED_RESULT_KEY.into()]));
+    wrapper.insert(WRAPPED_RESULT_MARKER.into(), Value::Bool(true));
+    if let Some(mut defs) = defs {
+        repoint_root_refs(&mut defs);
+        wrapper.insert("$defs".into(), defs);
+    }
+    wrapper
+}
+
+fn repoint_root_refs(value: &mut Value) {
     match value {
-        Value::Object(map) => Some(map),
-        _ => None,
+        Value::Object(map) => {
+            if map.get("$ref") == Some(&Value::String("#".into())) {
+                map.insert("$ref".into(), Value::String(format!("#/properties/{WRAPPED_RESULT_KEY}")));
+            }
+            map.values_mut().for_each(repoint_root_refs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(repoint_root_refs),
+        _ => {}
     }
 }
 

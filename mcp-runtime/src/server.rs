@@ -2,10 +2,13 @@
 //! the whole `main` of a tool binary: WebSocket and Streamable HTTP on one
 //! port, or stdio.
 
+use std::any::TypeId;
 use std::convert::Infallible;
 use std::fmt;
-use std::io::Write;
+use std::future::Future;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use crate::access::Access;
 use crate::catalog;
 use crate::dispatch::ServerCore;
 use crate::error::Error;
-use crate::extract::StateMap;
+use crate::extract::{State, StateMap};
 use crate::protocol;
 use crate::registry::Registry;
 use crate::service::{McpService, Service, TransportConfig};
@@ -45,22 +48,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Entry point: `Server::builder("name", "1.0.0")`.
 ///
-/// A binary's whole `main`:
-///
-/// ```no_run
-/// use mcp_runtime::{Server, mcp_tool};
-///
-/// /// Adds two integers.
-/// #[mcp_tool]
-/// async fn add(a: i64, b: i64) -> i64 {
-///     a + b
-/// }
-///
-/// #[tokio::main]
-/// async fn main() -> std::process::ExitCode {
-///     Server::builder("adder", "1.0.0").discover_tools().default_port(9000).run().await
-/// }
-/// ```
+/// A binary's whole `main` is
+/// `Server::builder("adder", "1.0.0").discover_tools().default_port(9000).run().await`
+/// (the README's quick start has the complete file); [`ServerBuilder::run`]
+/// handles the command line, [`ServerArgs`] lets a service add flags of its own.
 ///
 /// In a library or a test, bind and serve yourself:
 ///
@@ -116,6 +107,7 @@ impl Server {
             instructions: None,
             tools: Vec::new(),
             state: StateMap::default(),
+            setup: None,
             default_port: 0,
             tools_page_size: None,
             max_message_size: None,
@@ -132,8 +124,10 @@ impl Server {
 }
 
 /// Collects tools, state and limits. Nothing is checked until
-/// [`ServerBuilder::bind`] (or [`ServerBuilder::run`]), which fails on
-/// duplicate tool names and on missing `State<T>`.
+/// [`ServerBuilder::bind`] (or [`ServerBuilder::run`], or `--list-tools`),
+/// which reports every problem at once: each duplicate tool name, each
+/// `State<T>` the tools take and the builder lacks (naming every tool that
+/// takes it), each tool definition the compiler could not check.
 ///
 /// Limits can also come from the environment, which wins over the builder
 /// so operators can tune a binary without rebuilding it: `MCP_TOOLS_PAGE_SIZE`,
@@ -147,6 +141,7 @@ pub struct ServerBuilder {
     instructions: Option<String>,
     tools: Vec<Tool>,
     state: StateMap,
+    setup: Option<Setup>,
     default_port: u16,
     tools_page_size: Option<usize>,
     max_message_size: Option<usize>,
@@ -196,6 +191,64 @@ impl ServerBuilder {
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(value);
         self
+    }
+
+    /// State made by `setup`, which [`ServerBuilder::run`] awaits after the
+    /// command line is handled and logging is set up, before binding: so
+    /// `--help` and `--list-tools` never open a database. It returns one
+    /// `State(value)` or a tuple of up to four; their types count as present
+    /// for `--list-tools`'s checks. An `Err` stops the server, printed as
+    /// `error: {e}`.
+    ///
+    /// ```no_run
+    /// # #[derive(Clone)] struct Db;
+    /// # impl Db { async fn open(_: &str) -> Result<Db, String> { Ok(Db) } }
+    /// use mcp_runtime::{Server, State};
+    ///
+    /// # async fn example() -> std::process::ExitCode {
+    /// Server::builder("notes", "1.0.0")
+    ///     .discover_tools()
+    ///     .state_from(|| async {
+    ///         let url = std::env::var("NOTES_DB").map_err(|_| "set NOTES_DB".to_owned())?;
+    ///         Ok::<_, String>(State(Db::open(&url).await?))
+    ///     })
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// Only [`ServerBuilder::run`] runs it; [`ServerBuilder::bind`] checks
+    /// the state that is there.
+    pub fn state_from<S, F, Fut, E>(mut self, setup: F) -> Self
+    where
+        S: StateSet,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        let make: SetupFn = Box::new(move || {
+            Box::pin(async move {
+                let set = setup().await.map_err(|e| e.to_string())?;
+                let mut state = StateMap::default();
+                set.insert_into(&mut state);
+                Ok(state)
+            })
+        });
+        self.setup = Some(Setup { make, provides: S::types() });
+        self
+    }
+
+    /// The start-up checks `bind()` and `--list-tools` run, without binding:
+    /// every problem at once, in one [`Error`] (see [`Error::problems`]).
+    /// State `state_from` will make counts as present.
+    pub fn check(&self) -> Result<(), Error> {
+        self.registry().map(drop)
+    }
+
+    fn registry(&self) -> Result<Registry, Error> {
+        let provides: &[TypeId] = self.setup.as_ref().map_or(&[], |s| &s.provides);
+        let has_state = |type_id: TypeId| self.state.contains(type_id) || provides.contains(&type_id);
+        Registry::build(self.tools.clone(), Some(&has_state))
     }
 
     /// Text `initialize` and `server/discover` return to tell the model how to use the tools.
@@ -278,9 +331,10 @@ impl ServerBuilder {
         self
     }
 
-    /// The Markdown tool catalog (what `--list-tools` prints).
+    /// The Markdown tool catalog (what `--list-tools` prints), after the
+    /// same checks as [`ServerBuilder::check`].
     pub fn catalog_markdown(&self) -> Result<String, Error> {
-        let registry = Registry::build(self.tools.clone(), None)?;
+        let registry = self.registry()?;
         Ok(catalog::markdown(
             &self.name,
             &self.version,
@@ -314,11 +368,16 @@ impl ServerBuilder {
                 return Err(Error::Config(format!("the {what} must be at least 1")));
             }
         }
-        if max_connections > Semaphore::MAX_PERMITS {
-            return Err(Error::Config(format!(
-                "the connection limit (MCP_MAX_CONNECTIONS) must be at most {}, got {max_connections}",
-                Semaphore::MAX_PERMITS
-            )));
+        for (what, value) in [
+            ("connection limit (MCP_MAX_CONNECTIONS)", max_connections),
+            ("calls in flight per connection (MCP_MAX_IN_FLIGHT)", max_in_flight),
+        ] {
+            if value > Semaphore::MAX_PERMITS {
+                return Err(Error::Config(format!(
+                    "the {what} must be at most {}, got {value}",
+                    Semaphore::MAX_PERMITS
+                )));
+            }
         }
         if session_idle_timeout.is_zero() {
             return Err(Error::Config("the session idle timeout (MCP_SESSION_IDLE_SECS) must be at least 1 s".into()));
@@ -337,7 +396,8 @@ impl ServerBuilder {
             ));
         }
 
-        let registry = Registry::build(self.tools, Some(&self.state))?;
+        let has_state = |type_id: TypeId| self.state.contains(type_id);
+        let registry = Registry::build(self.tools, Some(&has_state))?;
         let core = ServerCore::new(
             self.name,
             self.version,
@@ -372,27 +432,45 @@ impl ServerBuilder {
         Ok(BoundServer { listener, local_addr, service })
     }
 
-    /// The whole `main` of a tool binary; see the crate docs. Returns the
-    /// process exit code: 0 after a clean shutdown or `--list-tools`.
+    /// The whole `main` of a tool binary: reads the command line
+    /// ([`ServerArgs`]: `--help`, `--list-tools`, `--stdio`, `--host`, `--port`, with
+    /// the environment variables and defaults listed in `--help`), then
+    /// [`ServerBuilder::run_with`]. Returns the process exit code: 0 after a
+    /// clean shutdown, `--help` or `--list-tools`, 2 for a bad command line,
+    /// 1 when the server cannot start.
     pub async fn run(self) -> ExitCode {
-        let program = std::env::args().next().unwrap_or_else(|| "server".to_owned());
-        let mut list_tools = false;
-        let mut stdio = false;
-        for arg in std::env::args().skip(1) {
-            match arg.as_str() {
-                "--list-tools" => list_tools = true,
-                "--stdio" => stdio = true,
-                "-h" | "--help" => {
-                    println!("{}", usage(&program, &self.name, &self.version));
-                    return ExitCode::SUCCESS;
-                }
-                other => {
-                    eprintln!("error: unknown argument `{other}`\n\n{}", usage(&program, &self.name, &self.version));
-                    return ExitCode::from(2);
-                }
+        let command = self.command();
+        let args = command.try_get_matches().and_then(|m| <ServerArgs as clap::FromArgMatches>::from_arg_matches(&m));
+        match args {
+            Ok(args) => self.run_with(args).await,
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
             }
         }
-        if list_tools {
+    }
+
+    /// The command line [`ServerBuilder::run`] parses: [`ServerArgs`]
+    /// under this server's name and version, with its default port shown.
+    pub fn command(&self) -> clap::Command {
+        let command = <ServerArgs as clap::Args>::augment_args(clap::Command::new(self.name.clone()));
+        ServerArgs::with_defaults(command, self.default_port).version(self.version.clone()).about(format!(
+            "{} {}: an MCP server over Streamable HTTP and WebSocket (one port), or stdio",
+            self.name, self.version
+        ))
+    }
+
+    /// [`ServerBuilder::run`] with the command line already parsed, for a
+    /// service whose own `clap` parser flattens [`ServerArgs`] in. With
+    /// `--list-tools`, prints the catalog after the start-up checks and
+    /// returns; otherwise sets up logging, awaits
+    /// [`state_from`](ServerBuilder::state_from), then either serves one
+    /// session on stdin/stdout (`--stdio` or `MCP_TRANSPORT=stdio`) until
+    /// end of input or a signal, or binds, prints `listening on
+    /// ws://IP:PORT` and `listening on http://IP:PORT/mcp` on stdout and
+    /// serves until SIGINT/SIGTERM.
+    pub async fn run_with(mut self, args: ServerArgs) -> ExitCode {
+        if args.list_tools {
             return match self.catalog_markdown() {
                 Ok(markdown) => {
                     print!("{markdown}");
@@ -405,30 +483,32 @@ impl ServerBuilder {
             };
         }
 
-        init_tracing();
-        match std::env::var("MCP_TRANSPORT").as_deref() {
-            Err(_) | Ok("") | Ok("network") => {}
-            Ok("stdio") => stdio = true,
+        let stdio = match std::env::var("MCP_TRANSPORT").as_deref() {
+            Err(_) | Ok("") | Ok("network") => args.stdio,
+            Ok("stdio") => true,
             Ok(other) => {
                 eprintln!("error: MCP_TRANSPORT must be `stdio` or `network`, got {other:?}");
                 return ExitCode::from(2);
+            }
+        };
+        init_tracing();
+        if !stdio {
+            raise_open_file_limit();
+        }
+        if let Some(setup) = self.setup.take() {
+            match (setup.make)().await {
+                Ok(state) => self.state.extend(state),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
         if stdio {
             return self.run_stdio().await;
         }
-        raise_open_file_limit();
-        let host = std::env::var("MCP_HOST").unwrap_or_else(|_| "0.0.0.0".to_owned());
-        let port = match std::env::var("MCP_PORT") {
-            Err(_) => self.default_port,
-            Ok(text) => match text.trim().parse::<u16>() {
-                Ok(port) => port,
-                Err(_) => {
-                    eprintln!("error: MCP_PORT must be a port number from 0 to 65535, got {text:?}");
-                    return ExitCode::from(2);
-                }
-            },
-        };
+        let host = args.host;
+        let port = args.port.unwrap_or(self.default_port);
         let addr = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {
@@ -496,6 +576,146 @@ impl ServerBuilder {
         }
     }
 }
+
+// The docs are `cfg(doc)` only: clap would turn a doc comment into the
+// `about` of every command this is flattened into, replacing the service's.
+#[cfg_attr(
+    doc,
+    doc = r#"The framework's command line. [`ServerBuilder::run`] parses it alone; a
+service with flags or subcommands of its own flattens it into its own
+`clap` parser and calls [`ServerBuilder::run_with`]:
+
+```no_run
+use clap::Parser;
+use mcp_runtime::{Server, ServerArgs};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Where the notes live
+    #[arg(long, env = "NOTES_DIR", default_value = "./notes")]
+    notes_dir: std::path::PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    # let _ = &cli.notes_dir;
+    Server::builder("notes", "1.0.0").discover_tools().default_port(9000).run_with(cli.server).await
+}
+```
+
+To show the service's port as `--port`'s default and list the environment
+settings in `--help`, as `run()` does, parse with
+`ServerArgs::with_defaults(Cli::command(), 9000)` and `Cli::from_arg_matches`."#
+)]
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Check the server as if starting it, print the tool catalog as Markdown and exit
+    #[arg(long)]
+    pub list_tools: bool,
+    /// Serve one session on stdin/stdout instead of the network (also MCP_TRANSPORT=stdio)
+    #[arg(long)]
+    pub stdio: bool,
+    /// Address to listen on
+    #[arg(long, env = "MCP_HOST", default_value = "0.0.0.0", value_name = "ADDR")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one [default: the service's port]
+    #[arg(long, env = "MCP_PORT", value_name = "PORT", value_parser = parse_port)]
+    pub port: Option<u16>,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        ServerArgs { list_tools: false, stdio: false, host: "0.0.0.0".to_owned(), port: None }
+    }
+}
+
+impl ServerArgs {
+    /// `command` (which includes these arguments) with `default_port`
+    /// shown as `--port`'s default and the environment settings listed
+    /// after the options (appended to the command's own `after_help`).
+    pub fn with_defaults(command: clap::Command, default_port: u16) -> clap::Command {
+        let after = match command.get_after_help() {
+            Some(own) => format!("{own}\n\n{ENVIRONMENT_HELP}"),
+            None => ENVIRONMENT_HELP.to_owned(),
+        };
+        command
+            .mut_arg("port", |arg| {
+                arg.default_value(default_port.to_string()).help("Port to listen on; 0 picks a free one")
+            })
+            .after_help(after)
+    }
+}
+
+/// A port from `--port` or `MCP_PORT`, saying which two places it may come from.
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "a port is a number from 0 to 65535 (0 picks a free one); set by --port or MCP_PORT".to_owned())
+}
+
+/// The settings only the environment sets, with their defaults.
+const ENVIRONMENT_HELP: &str = "\
+Environment (these win over the service's builder):
+  RUST_LOG                 log filter for stderr [default: info]
+  MCP_TOOLS_PAGE_SIZE      tools per tools/list page [default: 100]
+  MCP_MAX_MESSAGE_SIZE     largest message in bytes [default: 16777216]
+  MCP_MAX_IN_FLIGHT        running calls per connection [default: 64]
+  MCP_MAX_CONNECTIONS      open connections [default: 10000]
+  MCP_MAX_SESSIONS         Streamable HTTP sessions open at once [default: 10000]
+  MCP_SESSION_IDLE_SECS    idle Streamable HTTP sessions close after this [default: 1800]
+  MCP_ALLOWED_ORIGINS      browser origins allowed besides loopback, comma-separated
+  MCP_AUTH_TOKEN           require `Authorization: Bearer <token>` on HTTP and WebSocket
+  MCP_TRANSPORT            `stdio` does what --stdio does
+  MCP_PING_INTERVAL_SECS   keepalive period, 0 = off [default: 30]
+  MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown [default: 10]";
+
+type SetupFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<StateMap, String>> + Send>> + Send>;
+
+/// `state_from`'s work and the state types it promises.
+struct Setup {
+    make: SetupFn,
+    provides: Vec<TypeId>,
+}
+
+/// What [`ServerBuilder::state_from`] may return: one `State(value)` or a
+/// tuple of up to four, each value becoming state of its type.
+pub trait StateSet: Send + 'static {
+    fn types() -> Vec<TypeId>;
+    fn insert_into(self, state: &mut StateMap);
+}
+
+impl<T: Clone + Send + Sync + 'static> StateSet for State<T> {
+    fn types() -> Vec<TypeId> {
+        vec![TypeId::of::<T>()]
+    }
+
+    fn insert_into(self, state: &mut StateMap) {
+        state.insert(self.0);
+    }
+}
+
+macro_rules! state_tuples {
+    ($(($($name:ident),+)),+) => {$(
+        impl<$($name: StateSet),+> StateSet for ($($name,)+) {
+            fn types() -> Vec<TypeId> {
+                let mut types = Vec::new();
+                $(types.extend($name::types());)+
+                types
+            }
+
+            #[allow(non_snake_case)]
+            fn insert_into(self, state: &mut StateMap) {
+                let ($($name,)+) = self;
+                $($name.insert_into(state);)+
+            }
+        }
+    )+};
+}
+
+state_tuples!((A, B), (A, B, C), (A, B, C, D));
 
 /// A server with its socket open, ready to [`serve`](BoundServer::serve).
 pub struct BoundServer {
@@ -707,32 +927,6 @@ fn setting(env: &str, builder: Option<usize>, default: usize) -> Result<usize, E
     Ok(env_value::<usize>(env)?.or(builder).unwrap_or(default))
 }
 
-fn usage(program: &str, name: &str, version: &str) -> String {
-    format!(
-        "{name} {version}: an MCP server over WebSocket and Streamable HTTP (one port), or stdio\n\n\
-         Usage: {program} [--stdio] [--list-tools]\n\n\
-         Options:\n  \
-           --stdio       serve one session on stdin/stdout instead of the network\n  \
-           --list-tools  print the tool catalog as Markdown and exit\n  \
-           -h, --help    print this help\n\n\
-         Environment:\n  \
-           MCP_HOST                 address to listen on (default 0.0.0.0)\n  \
-           MCP_PORT                 port to listen on (0 picks a free one)\n  \
-           RUST_LOG                 log filter for stderr (default info)\n  \
-           MCP_TOOLS_PAGE_SIZE      tools per tools/list page (default 100)\n  \
-           MCP_MAX_MESSAGE_SIZE     largest message in bytes (default 16777216)\n  \
-           MCP_MAX_IN_FLIGHT        running calls per connection (default 64)\n  \
-           MCP_MAX_CONNECTIONS      open connections (default 10000)\n  \
-           MCP_PING_INTERVAL_SECS   keepalive period, 0 = off (default 30)\n  \
-           MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown (default 10)\n  \
-           MCP_TRANSPORT            `stdio` does what --stdio does\n  \
-           MCP_MAX_SESSIONS         Streamable HTTP sessions open at once (default 10000)\n  \
-           MCP_SESSION_IDLE_SECS    idle Streamable HTTP sessions close after this (default 1800)\n  \
-           MCP_ALLOWED_ORIGINS      browser origins allowed besides loopback, comma-separated\n  \
-           MCP_AUTH_TOKEN           require `Authorization: Bearer <token>` on HTTP and WebSocket"
-    )
-}
-
 /// Installs the stderr log subscriber `run()` uses (filter from `RUST_LOG`,
 /// default `info`). Call it first when a service logs before `run()` (opening
 /// a database, migrations); `run()` then keeps it. A subscriber the
@@ -740,8 +934,10 @@ fn usage(program: &str, name: &str, version: &str) -> String {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: not in files, pipes or CI logs.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A subscriber installed by the application first wins.
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).try_init();
 }
 
 /// Each connection is a file descriptor; the usual soft limit of 1024 would

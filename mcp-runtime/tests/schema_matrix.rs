@@ -185,6 +185,88 @@ async fn nothing() -> Report {
     report()
 }
 
+#[mcp_tool]
+async fn reports(count: usize) -> Vec<Report> {
+    (0..count).map(|_| report()).collect()
+}
+
+#[mcp_tool]
+async fn maybe_tree(found: bool) -> Option<Tree> {
+    found.then(|| Tree { label: "t".into(), children: vec![], parent: None })
+}
+
+#[mcp_tool]
+async fn forest() -> Vec<Tree> {
+    vec![Tree {
+        label: "t".into(),
+        children: vec![Tree { label: "c".into(), children: vec![], parent: None }],
+        parent: None,
+    }]
+}
+
+#[mcp_tool]
+async fn level() -> Level {
+    Level::VeryHigh
+}
+
+#[mcp_tool]
+async fn shape() -> Shape {
+    Shape::Circle { r: 1.0 }
+}
+
+#[mcp_tool]
+async fn count() -> u8 {
+    7
+}
+
+#[mcp_tool]
+async fn words() -> String {
+    "some words".into()
+}
+
+#[mcp_tool]
+async fn either(number: bool) -> Untagged {
+    if number { Untagged::Num(1) } else { Untagged::Words(vec!["w".into()]) }
+}
+
+/// Every result that is not an object: its own schema (2026-07-28) and the
+/// wrapped one (earlier versions) are valid 2020-12, client-shaped, and
+/// describe what the tool sends, bare and wrapped.
+#[tokio::test]
+async fn non_object_results_validate_bare_and_wrapped() {
+    let cases: Vec<(Tool, Vec<Value>)> = vec![
+        (<reports as ToolFactory>::tool(), vec![json!({"count": 0}), json!({"count": 2})]),
+        (<maybe_tree as ToolFactory>::tool(), vec![json!({"found": true}), json!({"found": false})]),
+        (<forest as ToolFactory>::tool(), vec![json!({})]),
+        (<level as ToolFactory>::tool(), vec![json!({})]),
+        (<shape as ToolFactory>::tool(), vec![json!({})]),
+        (<count as ToolFactory>::tool(), vec![json!({})]),
+        (<words as ToolFactory>::tool(), vec![json!({})]),
+        (<either as ToolFactory>::tool(), vec![json!({"number": true}), json!({"number": false})]),
+    ];
+    for (tool, samples) in cases {
+        let name = tool.name();
+        let bare = tool.result_schema().unwrap_or_else(|| panic!("{name} has a schema")).clone();
+        let wrapped = Value::Object(tool.output_schema().unwrap().clone());
+        assert_valid_2020_12(name, &bare);
+        assert_valid_2020_12(name, &wrapped);
+        assert_client_compatible(&wrapped, Direction::Output);
+        // `shape` is an object of an internally tagged enum: not wrapped.
+        assert_eq!(tool.wraps_result(), name != "shape", "{name}: {bare}");
+        for sample in samples {
+            let out = tool.call(call(&sample)).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out: Value = serde_json::from_str(out.json().unwrap().get()).unwrap();
+            if let Err(e) = jsonschema::draft202012::validate(&bare, &out) {
+                panic!("{name}: {out} does not match its own schema: {e}\n{bare:#}");
+            }
+            let sent = if tool.wraps_result() { json!({"result": out}) } else { out };
+            if let Err(e) = jsonschema::draft202012::validate(&wrapped, &sent) {
+                panic!("{name}: {sent} does not match the published outputSchema: {e}\n{wrapped:#}");
+            }
+        }
+    }
+}
+
 struct Case {
     tool: Tool,
     valid: Vec<Value>,
@@ -270,6 +352,10 @@ fn cases() -> Vec<Case> {
                 with(&en, "adjacent", json!({"t": "Text", "c": "x"})),
                 with(&en, "untagged", json!(5)),
                 with(&with(&en, "maybe_color", json!("Red")), "default_level", json!("low")),
+                // Inside a union nothing is promised: serde drops such a
+                // field unseen, and the schema says nothing against it.
+                with(&en, "external", json!({"Struct": {"r": 1.0, "extra": 2}})),
+                with(&en, "shape", json!({"kind": "circle", "r": 1.0, "extra": 2})),
             ],
             invalid: vec![
                 with(&en, "color", json!("Blue")),
@@ -310,6 +396,9 @@ fn cases() -> Vec<Case> {
                 with(&nest, "renamed", json!({"X": 1, "unknown": 1})),
                 with(&nest, "renamed", json!({"X": 1, "optThing": "Blue"})),
                 without(&nest, "any"),
+                // Nested objects are as strict as the root.
+                with(&nest, "tricky", with(&tricky, "extra", json!(1))),
+                with(&nest, "maybe_tricky", with(&tricky, "extra", json!(1))),
             ],
         },
         Case {
@@ -323,6 +412,8 @@ fn cases() -> Vec<Case> {
                 with(&rec, "tree", json!({"label": "root"})),
                 with(&rec, "tree", json!({"label": "root", "children": [{"label": 1, "children": []}]})),
                 with(&rec, "forest", json!([{"label": "x", "children": [], "parent": {"label": 2}}])),
+                // Through `$defs`/`$ref` too.
+                with(&rec, "tree", json!({"label": "r", "children": [{"label": "l", "children": [], "x": 1}]})),
             ],
         },
         Case {
@@ -353,7 +444,7 @@ async fn every_schema_is_valid_client_compatible_and_agrees_with_the_tool() {
             }
             let out = case.tool.call(call(sample)).await;
             let out = out.unwrap_or_else(|e| panic!("{name}: tool rejects valid {sample}: {e}"));
-            let out: Value = serde_json::from_str(out.json.get()).unwrap();
+            let out: Value = serde_json::from_str(out.json().expect("a value").get()).unwrap();
             let output_schema = Value::Object(case.tool.output_schema().expect("object output").clone());
             if let Err(e) = jsonschema::draft202012::validate(&output_schema, &out) {
                 panic!("{name}: output {out} does not match outputSchema: {e}\n{output_schema:#}");
@@ -363,7 +454,10 @@ async fn every_schema_is_valid_client_compatible_and_agrees_with_the_tool() {
             assert!(!validator.is_valid(sample), "{name}: schema accepts invalid {sample}\n{input:#}");
             match case.tool.call(call(sample)).await {
                 Err(CallError::InvalidArguments(_)) => {}
-                other => panic!("{name}: tool did not reject invalid {sample}: {:?}", other.map(|o| o.json)),
+                other => panic!(
+                    "{name}: tool did not reject invalid {sample}: {:?}",
+                    other.map(|o| o.json().map(|j| j.get().to_owned()))
+                ),
             }
         }
         let output = Value::Object(case.tool.output_schema().unwrap().clone());
@@ -481,7 +575,12 @@ enum Direction {
 fn assert_client_compatible(schema: &Value, direction: Direction) {
     let root = schema.as_object().expect("root schema is an object");
     assert_eq!(root.get("type"), Some(&json!("object")), "root type: {schema:#}");
-    assert!(root.get("properties").is_some_and(Value::is_object), "root properties: {schema:#}");
+    // (An output that is an enum of objects has its variants' properties instead.)
+    let variants = root.contains_key("oneOf") || root.contains_key("anyOf");
+    assert!(
+        root.get("properties").is_some_and(Value::is_object) || (direction == Direction::Output && variants),
+        "root properties: {schema:#}"
+    );
     assert!(!root.contains_key("title"), "root title: {schema:#}");
     if direction == Direction::Input {
         assert!(root.get("required").is_some_and(Value::is_array), "root required: {schema:#}");

@@ -98,7 +98,14 @@ fn the_catalog_lists_what_tools_list_serves() {
         markdown.contains("**Output** (`structuredContent`): an object with `sum` (integer (int64))."),
         "{markdown}"
     );
-    assert!(markdown.contains("## `answer`\n\nA number result: no output schema, so text only.\n\n**Parameters**: none.\n\n**Output**: text."), "{markdown}");
+    assert!(
+        markdown.contains(
+            "## `answer`\n\nA number result: structured, wrapped as `{\"result\": 42}` for older protocols.\n\n\
+             **Parameters**: none.\n\n**Output** (`structuredContent`): integer (int64); before protocol 2026-07-28 \
+             wrapped as `{\"result\": ...}`."
+        ),
+        "{markdown}"
+    );
 }
 
 #[test]
@@ -125,4 +132,124 @@ fn the_catalog_shows_defaults_optional_parameters_and_descriptions() {
 fn the_catalog_reports_duplicates_too() {
     let error = Server::builder("t", "1").tool::<echo>().tool::<echo_again>().catalog_markdown().unwrap_err();
     assert!(error.is_duplicate_tool());
+}
+
+#[derive(Clone)]
+struct Cache;
+
+/// Also needs the database.
+#[mcp_tool]
+async fn also_needs_db(db: State<Database>, cache: State<Cache>) -> u32 {
+    let _ = (&*db, &*cache);
+    0
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Query {
+    text: String,
+}
+
+/// A flattened type plus another argument: only visible at start-up.
+#[mcp_tool]
+async fn flattened_and_more(#[mcp(flatten)] query: Query, limit: u32) -> String {
+    format!("{} {limit}", query.text)
+}
+
+#[tokio::test]
+async fn start_up_reports_every_problem_at_once() {
+    let builder = || {
+        Server::builder("t", "1")
+            .tool::<needs_db>()
+            .tool::<also_needs_db>()
+            .tool::<echo>()
+            .tool::<echo_again>()
+            .tool::<flattened_and_more>()
+    };
+    let error = builder().bind("127.0.0.1:0").await.unwrap_err();
+    assert_eq!(error.problems().len(), 4, "{error}");
+    assert!(error.is_duplicate_tool() && error.is_missing_state() && error.is_invalid_tool(), "{error}");
+    let message = error.to_string();
+    assert!(message.starts_with("4 problems stop the server from starting:\n  - "), "{message}");
+    // One line per missing type, naming every tool that takes it.
+    let database = message.lines().find(|l| l.contains("State<server_build::Database>")).expect(&message);
+    assert!(
+        database.contains("tools `needs_db` (declared at") && database.contains("and `also_needs_db`"),
+        "{database}"
+    );
+    assert!(message.contains("tool `also_needs_db` (declared at"), "{message}");
+    assert!(message.contains("State<server_build::Cache>"), "{message}");
+    assert!(message.contains("`#[mcp(flatten)] query` takes the whole arguments object"), "{message}");
+    assert!(message.contains("but `limit` is read from the arguments too"), "{message}");
+    // `--list-tools` runs the same checks.
+    assert_eq!(builder().catalog_markdown().unwrap_err().to_string(), message);
+    assert_eq!(builder().check().unwrap_err().to_string(), message);
+}
+
+#[tokio::test]
+async fn state_from_counts_for_the_checks_and_runs_only_when_serving() {
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = ran.clone();
+    let builder = Server::builder("t", "1").tool::<needs_db>().state_from(move || async move {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, String>(State(Database))
+    });
+    builder.check().unwrap();
+    assert!(builder.catalog_markdown().unwrap().contains("## `needs_db`"));
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "listing the tools opened the database");
+    // `bind` checks the state that is there: `state_from` is run by `run()`.
+    assert!(builder.bind("127.0.0.1:0").await.unwrap_err().is_missing_state());
+}
+
+#[test]
+fn the_command_line_shows_its_defaults_and_composes_with_a_services_own() {
+    let help = Server::builder("notes", "1.2.3").default_port(9040).command().render_long_help().to_string();
+    for expected in [
+        "--list-tools",
+        "--host <ADDR>",
+        "[env: MCP_HOST=]",
+        "[default: 0.0.0.0]",
+        "--port <PORT>",
+        "[env: MCP_PORT=]",
+        "[default: 9040]",
+        "MCP_MAX_IN_FLIGHT",
+        "[default: 64]",
+        "notes 1.2.3",
+    ] {
+        assert!(help.contains(expected), "`{expected}` missing from:\n{help}");
+    }
+    let error = Server::builder("t", "1").command().try_get_matches_from(["t", "--lsit-tools"]).unwrap_err();
+    assert_eq!(error.exit_code(), 2);
+    assert!(error.to_string().contains("--list-tools"), "suggests the real flag: {error}");
+
+    use clap::{FromArgMatches, Parser};
+    /// A service with a flag and a subcommand of its own.
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        server: mcp_runtime::ServerArgs,
+        /// Where the notes live
+        #[arg(long, default_value = "./notes")]
+        notes_dir: String,
+        #[command(subcommand)]
+        command: Option<Command>,
+    }
+    #[derive(clap::Subcommand, Debug)]
+    enum Command {
+        /// Checks the notes directory and exits
+        Fsck,
+    }
+    let cli = Cli::try_parse_from(["notes", "--port", "0", "--notes-dir", "/tmp/n", "--list-tools"]).unwrap();
+    assert_eq!((cli.server.port, cli.server.list_tools, cli.notes_dir.as_str()), (Some(0), true, "/tmp/n"));
+    let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
+    assert!(
+        help.starts_with("A service with a flag and a subcommand of its own"),
+        "the service keeps its about: {help}"
+    );
+    let cli = Cli::try_parse_from(["notes", "fsck"]).unwrap();
+    assert!(matches!(cli.command, Some(Command::Fsck)) && cli.server.port.is_none());
+    let command = mcp_runtime::ServerArgs::with_defaults(<Cli as clap::CommandFactory>::command(), 9040);
+    let help = command.clone().render_long_help().to_string();
+    assert!(help.contains("[default: 9040]") && help.contains("MCP_SHUTDOWN_GRACE_SECS"), "{help}");
+    let matches = command.try_get_matches_from(["notes"]).unwrap();
+    assert_eq!(Cli::from_arg_matches(&matches).unwrap().server.port, Some(9040));
 }

@@ -50,7 +50,12 @@ async fn tools_list_describes_each_tool() {
     assert_eq!(echo["outputSchema"]["properties"]["text"]["type"], "string");
     assert_eq!(echo["annotations"], json!({"readOnlyHint": true}));
     let greet = tools.iter().find(|t| t["name"] == "greet").unwrap();
-    assert!(greet.get("outputSchema").is_none(), "a string result has no output schema: {greet}");
+    assert_eq!(
+        greet["outputSchema"],
+        json!({"type": "object", "properties": {"result": {"type": "string"}}, "required": ["result"],
+               "x-fastmcp-wrap-result": true}),
+        "a string result is wrapped for 2025-06-18"
+    );
     assert!(greet.get("annotations").is_none());
 }
 
@@ -82,15 +87,16 @@ async fn structured_results_carry_the_same_json_as_text() {
 }
 
 #[tokio::test]
-async fn unstructured_results_are_text_only() {
+async fn scalar_results_are_wrapped_and_read_as_plain_text() {
     let server = TestServer::start(builder()).await;
     let mut client = server.session().await;
     let greet = client.call(1, "greet", json!({"name": "Ann"})).await;
-    assert_eq!(text(&greet), "hello \"Ann\"", "a JSON string goes out as its plain text: {greet}");
-    assert!(greet["result"].get("structuredContent").is_none());
+    assert_eq!(text(&greet), "hello \"Ann\"", "a string's text block is the string itself: {greet}");
+    assert_eq!(greet["result"]["structuredContent"], json!({"result": "hello \"Ann\""}));
     assert_eq!(greet["result"]["isError"], false);
     let answer = client.call(2, "answer", json!({})).await;
     assert_eq!(text(&answer), "42");
+    assert_eq!(answer["result"]["structuredContent"], json!({"result": 42}));
     // No arguments at all is the same as {}.
     let answer = client.request(json!(3), "tools/call", Some(json!({"name": "answer"}))).await;
     assert_eq!(text(&answer), "42");
@@ -155,7 +161,7 @@ async fn progress_notifications_arrive_before_the_response() {
     loop {
         let message = client.recv().await;
         if message.get("id").is_some() {
-            assert_eq!(text(&message), "3 steps");
+            assert_eq!(text(&message), "3 steps", "{message}");
             break;
         }
         if message["method"] == "notifications/progress" {
@@ -352,4 +358,185 @@ async fn a_response_after_notifications_waits_behind_a_ping_barrier() {
     assert_eq!(order, ["progress", "barrier ping", "response"]);
     // Calls without notifications are answered directly.
     assert_eq!(text(&client.call(2, "answer", json!({})).await), "42");
+}
+
+/// Tools of the notes service a new user wrote from the README alone:
+/// a list result, nested arguments, several required ones, rich content.
+mod notes {
+    use mcp_runtime::content::{CallToolResult, Content};
+    use mcp_runtime::{Server, ServerBuilder, mcp_tool};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, JsonSchema)]
+    pub struct Hit {
+        pub title: String,
+        pub score: f64,
+    }
+
+    /// Finds notes.
+    #[mcp_tool]
+    pub async fn search(query: String) -> Vec<Hit> {
+        vec![Hit { title: query, score: 1.0 }]
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    pub struct Filter {
+        pub tags: Vec<String>,
+    }
+
+    /// Adds a note.
+    #[mcp_tool]
+    pub async fn add(title: String, body: String, tags: Vec<String>) -> u32 {
+        (title.len() + body.len() + tags.len()) as u32
+    }
+
+    /// Lists notes.
+    #[mcp_tool]
+    pub async fn list(filter: Filter) -> Vec<String> {
+        filter.tags
+    }
+
+    /// A picture, a sound, a document and a link.
+    #[mcp_tool]
+    pub async fn media() -> Vec<Content> {
+        vec![
+            Content::image([0x89, b'P', b'N', b'G'], "image/png"),
+            Content::audio([b'R', b'I', b'F', b'F'], "audio/wav"),
+            Content::embedded_text("test://embedded-resource", "text/plain", "This is an embedded resource content."),
+            Content::resource_link("test://doc", "doc"),
+        ]
+    }
+
+    /// Counts, with a chart and `_meta`.
+    #[mcp_tool]
+    pub async fn chart(numbers: Vec<u32>) -> CallToolResult<u32> {
+        let mut meta = serde_json::Map::new();
+        meta.insert("source".into(), "test".into());
+        CallToolResult::structured(numbers.iter().sum()).with_content(vec![Content::text("chart")]).with_meta(meta)
+    }
+
+    /// Always refuses, with blocks of its choosing.
+    #[mcp_tool]
+    pub async fn refuse() -> CallToolResult {
+        CallToolResult::error(vec![Content::text("This tool intentionally returns an error for testing")])
+    }
+
+    pub fn builder() -> ServerBuilder {
+        Server::builder("notes", "1")
+            .tool::<search>()
+            .tool::<add>()
+            .tool::<list>()
+            .tool::<media>()
+            .tool::<chart>()
+            .tool::<refuse>()
+    }
+}
+
+fn stateless_params(mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    params
+}
+
+fn assert_valid(schema: &Value, instance: &Value) {
+    if let Err(e) = jsonschema::draft202012::validate(schema, instance) {
+        panic!("{instance} does not match {schema}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn list_results_are_wrapped_for_sessions_and_bare_for_2026_07_28() {
+    let server = TestServer::start(notes::builder()).await;
+    let mut client = server.session().await;
+
+    let listed = client.request(json!(1), "tools/list", None).await;
+    let search = listed["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "search").unwrap();
+    let wrapped_schema = &search["outputSchema"];
+    assert_eq!(wrapped_schema["type"], "object", "{search}");
+    assert_eq!(wrapped_schema["x-fastmcp-wrap-result"], true);
+    assert_eq!(wrapped_schema["properties"]["result"]["type"], "array");
+    let call = client.call(2, "search", json!({"query": "rust"})).await;
+    let structured = &call["result"]["structuredContent"];
+    assert_eq!(structured, &json!({"result": [{"title": "rust", "score": 1.0}]}));
+    assert_valid(wrapped_schema, structured);
+    let from_text: Value = serde_json::from_str(text(&call)).unwrap();
+    assert_eq!(from_text, structured["result"], "the text block carries the bare value");
+
+    let listed = client.request(json!(3), "tools/list", Some(stateless_params(json!({})))).await;
+    let search = listed["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "search").unwrap();
+    let bare_schema = &search["outputSchema"];
+    assert_eq!(bare_schema["type"], "array", "{search}");
+    assert_eq!(bare_schema, &wrapped_schema["properties"]["result"]);
+    let call = client
+        .request(json!(4), "tools/call", Some(stateless_params(json!({"name": "search", "arguments": {"query": "q"}}))))
+        .await;
+    let structured = &call["result"]["structuredContent"];
+    assert_eq!(structured, &json!([{"title": "q", "score": 1.0}]), "{call}");
+    assert_valid(bare_schema, structured);
+    // An object result is the same under both.
+    let add = listed["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "add").unwrap();
+    assert_eq!(add["outputSchema"]["type"], "integer");
+}
+
+#[tokio::test]
+async fn one_is_error_names_every_missing_argument_and_nested_unknown_fields() {
+    let server = TestServer::start(notes::builder()).await;
+    let mut client = server.session().await;
+    let call = client.call(1, "add", json!({})).await;
+    assert_eq!(call["result"]["isError"], true, "{call}");
+    assert_eq!(text(&call), "invalid arguments: missing required arguments `title`, `body` and `tags`");
+    let call = client.call(2, "list", json!({"filter": {"tags": [], "colour": "red"}})).await;
+    assert_eq!(call["result"]["isError"], true, "{call}");
+    assert_eq!(text(&call), "invalid arguments: unknown field `filter.colour` (`filter` takes `tags`)");
+    let listed = client.request(json!(3), "tools/list", None).await;
+    let list = listed["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "list").unwrap();
+    assert_eq!(list["inputSchema"]["properties"]["filter"]["additionalProperties"], false, "{list}");
+}
+
+#[tokio::test]
+async fn rich_content_goes_out_as_the_tool_built_it() {
+    let server = TestServer::start(notes::builder()).await;
+    let mut client = server.session().await;
+    let media = client.call(1, "media", json!({})).await;
+    assert_eq!(
+        media["result"],
+        json!({
+            "content": [
+                {"type": "image", "data": "iVBORw==", "mimeType": "image/png"},
+                {"type": "audio", "data": "UklGRg==", "mimeType": "audio/wav"},
+                {"type": "resource", "resource": {"uri": "test://embedded-resource", "mimeType": "text/plain",
+                    "text": "This is an embedded resource content."}},
+                {"type": "resource_link", "uri": "test://doc", "name": "doc"},
+            ],
+            "isError": false,
+        })
+    );
+    let chart = client.call(2, "chart", json!({"numbers": [1, 2, 3]})).await;
+    assert_eq!(
+        chart["result"],
+        json!({"content": [{"type": "text", "text": "chart"}], "structuredContent": {"result": 6}, "isError": false,
+               "_meta": {"source": "test"}})
+    );
+    let refuse = client.call(3, "refuse", json!({})).await;
+    assert_eq!(
+        refuse["result"],
+        json!({"content": [{"type": "text", "text": "This tool intentionally returns an error for testing"}],
+               "isError": true})
+    );
+    let listed = client.request(json!(4), "tools/list", None).await;
+    let media = listed["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "media").unwrap();
+    assert!(media.get("outputSchema").is_none(), "content blocks have no schema: {media}");
+}
+
+#[tokio::test]
+async fn legacy_calls_get_the_bare_value() {
+    let server = TestServer::start(notes::builder()).await;
+    let mut client = server.connect().await;
+    let search = client.request(json!(1), "search", Some(json!({"query": "x"}))).await;
+    assert_eq!(search["result"], json!([{"title": "x", "score": 1.0}]));
+    let refuse = client.request(json!(2), "refuse", None).await;
+    assert_eq!(refuse["result"]["isError"], true, "{refuse}");
 }

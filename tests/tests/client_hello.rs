@@ -44,7 +44,7 @@ async fn handshake_and_every_page_of_tools() {
     let tools = client.list_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["add", "echo", "slow"], "one tool per page, all pages followed");
+    assert_eq!(names, ["add", "echo", "slow", "words"], "one tool per page, all pages followed");
     let add = tools.iter().find(|t| t.name == "add").unwrap();
     assert_eq!(add.input_schema["type"], "object");
     assert!(add.output_schema.is_some(), "add returns a struct, so it publishes an outputSchema");
@@ -71,9 +71,11 @@ async fn every_call_shape() {
     assert_eq!(client.call::<Sum>("add", AddArgs { a: 2, b: 3 }).await.unwrap(), Sum { sum: 5 });
     assert_eq!(client.call::<Echo>("echo", json!({ "text": "x" })).await.unwrap().text, "x");
 
-    // A tool returning a bare string sends only text; the typed call reads it.
+    // A string or a list comes wrapped as `{"result": ..}` (protocol 2025-11-25); the typed call unwraps it.
     let done: String = client.call("slow", json!({ "steps": 1 })).await.unwrap();
     assert_eq!(done, "done after 1 steps");
+    let words: Vec<serde_json::Value> = client.call("words", json!({ "text": "a b" })).await.unwrap();
+    assert_eq!(words, [json!({ "word": "a", "offset": 0 }), json!({ "word": "b", "offset": 2 })]);
 
     // isError: a full result from call_tool, a tool error from call.
     let overflow = json!({ "a": i64::MAX, "b": 1 });

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mcp_tests::{ServerProcess, peers, scripts_dir};
 use serde_json::Value;
 
-/// One tool per page, so the clients must follow `nextCursor` to see all three.
+/// One tool per page, so the clients must follow `nextCursor` to see all four.
 const PAGE_SIZE: &str = "1";
 
 /// How long one peer session may take; a hung SDK must fail the test, not hang CI.
@@ -68,10 +68,10 @@ fn assert_session(client: &str, r: &Value) {
     if r["protocolVersion"] != "2026-07-28" {
         assert_eq!(r["ping"], true, "{}", ctx("ping"));
     }
-    assert_eq!(r["pages"], 3, "{}", ctx("tools/list must paginate one tool per page"));
+    assert_eq!(r["pages"], 4, "{}", ctx("tools/list must paginate one tool per page"));
     let mut tools: Vec<&str> = r["tools"].as_array().expect("tools").iter().filter_map(Value::as_str).collect();
     tools.sort_unstable();
-    assert_eq!(tools, ["add", "echo", "slow"], "{}", ctx("tool names"));
+    assert_eq!(tools, ["add", "echo", "slow", "words"], "{}", ctx("tool names"));
 
     let echo = &r["echo"];
     assert_eq!(echo["isError"], false, "{}", ctx("echo succeeds"));
@@ -80,6 +80,25 @@ fn assert_session(client: &str, r: &Value) {
     assert_eq!(echo_text, echo["structured"], "{}", ctx("the text block carries the same JSON"));
 
     assert_eq!(r["add"]["structured"], serde_json::json!({"sum": 5}), "{}", ctx("add"));
+
+    // A list result: both SDKs validated this structuredContent against the wrapped outputSchema.
+    let words = serde_json::json!([
+        {"word": "héllo", "offset": 0}, {"word": "big", "offset": 8}, {"word": "world", "offset": 12}
+    ]);
+    assert_eq!(r["words"]["isError"], false, "{}", ctx("words succeeds"));
+    let words_text: Value = serde_json::from_str(r["words"]["text"][0].as_str().unwrap_or("null")).expect("JSON text");
+    assert_eq!(words_text, words, "{}", ctx("the text block carries the bare list"));
+    let schema = &r["words_schema"];
+    if r["protocolVersion"] == "2026-07-28" {
+        // The stateless revision allows any JSON type: nothing is wrapped.
+        assert_eq!(r["words"]["structured"], words, "{}", ctx("words structuredContent, bare"));
+        assert_eq!(schema["type"], "array", "{}", ctx("the list's own schema"));
+    } else {
+        let wrapped = serde_json::json!({"result": words});
+        assert_eq!(r["words"]["structured"], wrapped, "{}", ctx("words structuredContent"));
+        assert_eq!(schema["x-fastmcp-wrap-result"], true, "{}", ctx("the wrapped schema is marked"));
+        assert_eq!(schema["properties"]["result"]["type"], "array", "{}", ctx("it wraps the list's schema"));
+    }
     assert_eq!(r["add_overflow"]["isError"], true, "{}", ctx("overflow is a tool error, not a crash"));
 
     let bad = &r["bad_args"];

@@ -100,7 +100,7 @@ fn assert_session(client: &str, outcome: &Outcome) {
     let r = &outcome.report;
     let ctx = |what: &str| format!("{client}: {what}; report: {r:#}");
     assert_eq!(r["serverName"], "hello", "{}", ctx("serverInfo through the relay"));
-    assert_eq!(r["tools"], json!(["add", "echo", "slow"]), "{}", ctx("every page of tools"));
+    assert_eq!(r["tools"], json!(["add", "echo", "slow", "words"]), "{}", ctx("every page of tools"));
     assert_eq!(r["echo"]["structured"], json!({"text": "before"}), "{}", ctx("echo"));
     assert_eq!(r["add"]["structured"], json!({"sum": 5}), "{}", ctx("add"));
 

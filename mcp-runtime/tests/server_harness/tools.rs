@@ -30,13 +30,13 @@ pub async fn add(a: i64, b: i64) -> Result<Sum, ToolError> {
     a.checked_add(b).map(|sum| Sum { sum }).ok_or_else(|| ToolError::new("the sum does not fit in 64 bits"))
 }
 
-/// A plain string result: sent as text, unquoted, with no structuredContent.
+/// A plain string result: its text block is the string itself, unquoted.
 #[mcp_tool]
 pub async fn greet(name: String) -> String {
     format!("hello \"{name}\"")
 }
 
-/// A number result: no output schema, so text only.
+/// A number result: structured, wrapped as `{"result": 42}` for older protocols.
 #[mcp_tool]
 pub async fn answer() -> i64 {
     42

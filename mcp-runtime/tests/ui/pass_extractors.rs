@@ -1,4 +1,5 @@
-use mcp_runtime::{RequestContext, State, ToolFactory, mcp_tool};
+use mcp_runtime::tool::{StateRequirement, ToolCall};
+use mcp_runtime::{CallError, FromToolCall, RequestContext as Ctx, State as Shared, ToolFactory, mcp_tool};
 
 #[derive(Clone)]
 struct Db {
@@ -8,18 +9,33 @@ struct Db {
 #[derive(Clone)]
 struct Limits(u32);
 
-/// Injected parameters in any position, by any path ending in `State` / `RequestContext`.
+/// A user-defined extractor: injected because it implements `FromToolCall`.
+struct Tenant(String);
+
+impl FromToolCall for Tenant {
+    fn from_tool_call(call: &ToolCall) -> Result<Self, CallError> {
+        let db = call.state().get::<Db>().ok_or_else(|| CallError::Internal("no Db".into()))?;
+        Ok(Tenant(db.url.clone()))
+    }
+
+    fn required_state() -> Option<StateRequirement> {
+        Some(StateRequirement::of::<Db>())
+    }
+}
+
+/// Injected parameters in any position, under any name or path.
 #[mcp_tool]
 async fn query(
-    cx: RequestContext,
+    cx: Ctx,
     /// The SQL text
     sql: String,
-    db: State<Db>,
+    db: Shared<Db>,
     limits: mcp_runtime::extract::State<Limits>,
+    tenant: Tenant,
     ctx2: mcp_runtime::RequestContext,
 ) -> String {
     let _ = (cx.request_id(), ctx2.is_cancelled());
-    format!("{sql} on {} (max {})", db.url, limits.0.0)
+    format!("{sql} on {} for {} (max {})", db.url, tenant.0, limits.0.0)
 }
 
 fn main() {
@@ -27,5 +43,5 @@ fn main() {
     let props = tool.input_schema()["properties"].as_object().unwrap();
     assert_eq!(props.keys().collect::<Vec<_>>(), ["sql"]);
     let names: Vec<_> = tool.required_state().iter().map(|s| s.type_name).collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names.len(), 3, "{names:?}");
 }

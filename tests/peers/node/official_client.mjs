@@ -48,11 +48,13 @@ async function main(url) {
   report.ping = true;
 
   const names = [];
+  const listed = [];
   let pages = 0;
   let cursor;
   do {
     const page = await client.listTools(cursor ? { cursor } : undefined);
     pages += 1;
+    listed.push(...page.tools);
     names.push(...page.tools.map((t) => t.name));
     cursor = page.nextCursor;
   } while (cursor);
@@ -61,6 +63,9 @@ async function main(url) {
 
   report.echo = summarize(await client.callTool({ name: "echo", arguments: { text: "héllo wörld" } }));
   report.add = summarize(await client.callTool({ name: "add", arguments: { a: 2, b: 3 } }));
+  // A list result: the SDK checks its structuredContent against the (wrapped) outputSchema.
+  report.words = summarize(await client.callTool({ name: "words", arguments: { text: "héllo  big world" } }));
+  report.words_schema = listed.find((t) => t.name === "words")?.outputSchema ?? null;
   report.add_overflow = summarize(
     await client.callTool({ name: "add", arguments: { a: Number.MAX_SAFE_INTEGER, b: Number.MAX_SAFE_INTEGER * 1024 } }),
   );

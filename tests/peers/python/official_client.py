@@ -56,19 +56,23 @@ async def main(argv: list[str]) -> dict:
             await client.send_ping()
             report["ping"] = True
 
-        names, pages, cursor = [], 0, None
+        listed, pages, cursor = [], 0, None
         while True:
             page = await client.list_tools(cursor=cursor)
             pages += 1
-            names += [t.name for t in page.tools]
+            listed += page.tools
             if not page.next_cursor:
                 break
             cursor = page.next_cursor
-        report["tools"] = names
+        report["tools"] = [t.name for t in listed]
         report["pages"] = pages
 
         report["echo"] = summarize(await client.call_tool("echo", {"text": "héllo wörld"}))
         report["add"] = summarize(await client.call_tool("add", {"a": 2, "b": 3}))
+        # A list result: the SDK checks its structuredContent against the outputSchema
+        # (wrapped in an object before 2026-07-28, bare from it on).
+        report["words"] = summarize(await client.call_tool("words", {"text": "héllo  big world"}))
+        report["words_schema"] = next(t.output_schema for t in listed if t.name == "words")
         report["add_overflow"] = summarize(await client.call_tool("add", {"a": 9223372036854775807, "b": 1}))
         report["bad_args"] = summarize(await client.call_tool("add", {"a": "two", "b": 3}))
         report["extra_args"] = summarize(await client.call_tool("echo", {"text": "x", "loud": True}))

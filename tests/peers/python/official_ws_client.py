@@ -44,10 +44,11 @@ async def main(url: str) -> dict:
             report["ping"] = True
 
             # Every page, as a client that honours nextCursor must walk them.
-            names, pages, cursor = [], 0, None
+            names, listed, pages, cursor = [], [], 0, None
             while True:
                 page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
                 pages += 1
+                listed += page.tools
                 names += [t.name for t in page.tools]
                 if not page.nextCursor:
                     break
@@ -57,6 +58,9 @@ async def main(url: str) -> dict:
 
             report["echo"] = summarize(await session.call_tool("echo", {"text": "héllo wörld"}))
             report["add"] = summarize(await session.call_tool("add", {"a": 2, "b": 3}))
+            # A list result: the SDK checks its structuredContent against the (wrapped) outputSchema.
+            report["words"] = summarize(await session.call_tool("words", {"text": "héllo  big world"}))
+            report["words_schema"] = next(t.outputSchema for t in listed if t.name == "words")
             report["add_overflow"] = summarize(
                 await session.call_tool("add", {"a": 9223372036854775807, "b": 1})
             )

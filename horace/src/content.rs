@@ -1,0 +1,428 @@
+//! File content: streaming SHA-256 with type detection, the
+//! content-addressed version store, and atomic writes.
+//!
+//! Content is never held whole in memory: it moves in [`CHUNK`]-sized
+//! pieces, hashed as it goes, so a 1 GiB file costs one chunk of memory.
+//! Every write is a temp file in the target's own directory, fsynced, then
+//! renamed over the target and the directory fsynced: a crash leaves the old
+//! file or the new one, never half of one.
+//!
+//! The version store is `<root>/.horace/objects/<sha256 hex>`, one file per
+//! distinct content, so identical content is stored once however many files
+//! or versions have it. Objects are written before the catalog row that
+//! names them is committed.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::mpsc::sync_channel;
+
+use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{ErrorCode, HoraceError, Result};
+use crate::model::{Observed, micros};
+use crate::root::{RESERVED_DIR, RelPath, StorageRoot};
+
+/// How much is read, hashed and written at a time.
+pub const CHUNK: usize = 256 << 10;
+
+/// How much of the start of a file type detection looks at (enough for
+/// every signature `infer` knows, ISO 9660's at 32 KiB included).
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// Names of temp files; leftovers from a crash are removed at start-up
+/// (objects) or left beside the target (restores: see the README).
+const OBJECT_TEMP_PREFIX: &str = ".tmp-";
+const RESTORE_TEMP_PREFIX: &str = ".horace-restore-";
+
+/// The content-addressed store of every version's content.
+#[derive(Debug)]
+pub struct VersionStore {
+    objects: Dir,
+}
+
+/// What one pass over some content found.
+struct Pass {
+    checksum: String,
+    size: u64,
+    head: Vec<u8>,
+}
+
+impl VersionStore {
+    pub const OBJECTS_DIR: &str = "objects";
+
+    /// Opens `<root>/.horace/objects`, creating it, and removes temp files a
+    /// crash left there (a temp object is never referenced by the catalog).
+    pub fn open(root: &StorageRoot) -> io::Result<VersionStore> {
+        let path = format!("{RESERVED_DIR}/{}", Self::OBJECTS_DIR);
+        root.dir().create_dir_all(&path)?;
+        let objects = root.dir().open_dir(&path)?;
+        for entry in objects.entries()? {
+            let entry = entry?;
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(OBJECT_TEMP_PREFIX)) {
+                let _ = objects.remove_file(entry.file_name());
+            }
+        }
+        Ok(VersionStore { objects })
+    }
+
+    /// Whether content with this checksum is stored.
+    pub fn contains(&self, checksum: &str) -> bool {
+        is_checksum(checksum) && self.objects.is_file(checksum)
+    }
+
+    /// Reads the file at `rel`, hashing it, and makes sure its content is in
+    /// the store. `known` is the checksum the catalog holds for the path:
+    /// when the content still has it, the file is only hashed, not copied.
+    pub fn ingest(&self, root: &StorageRoot, rel: &RelPath, known: Option<&str>) -> Result<Observed> {
+        let (mut file, metadata) = root.open_regular(rel)?;
+        let modified_at = modified(&metadata);
+        let read_error = |e: io::Error| {
+            HoraceError::new(ErrorCode::IoError, format!("reading {} failed: {e}", root.absolute(rel.as_str())))
+                .with_source(e)
+        };
+        if let Some(known) = known {
+            let pass = pump(&mut file, None, metadata.len()).map_err(|e| e.into_read_error(read_error))?;
+            // Unchanged, and its content is stored (if someone removed the
+            // object, the copy below puts it back).
+            if pass.checksum == known && self.contains(known) {
+                return Ok(observed(pass, rel, modified_at));
+            }
+            file.seek(SeekFrom::Start(0)).map_err(read_error)?;
+        }
+        let store_error = |e: io::Error| {
+            HoraceError::new(
+                ErrorCode::IoError,
+                format!("cannot keep a copy of {} in the version store: {e}", root.absolute(rel.as_str())),
+            )
+            .with_source(e)
+        };
+        let temp_name = format!("{OBJECT_TEMP_PREFIX}{}", Uuid::new_v4());
+        let mut temp = self.objects.open_with(&temp_name, &new_file(0o444)).map_err(store_error)?;
+        let result = pump(&mut file, Some(&mut temp), metadata.len());
+        let pass = match result {
+            Ok(pass) => pass,
+            Err(e) => {
+                let _ = self.objects.remove_file(&temp_name);
+                return Err(e.into_error(read_error, store_error));
+            }
+        };
+        if self.objects.is_file(&pass.checksum) {
+            // Identical content is stored already; the copy was never synced.
+            drop(temp);
+            let _ = self.objects.remove_file(&temp_name);
+            // Another call may have renamed it in a moment ago and not yet
+            // synced the folder: the catalog must not name it before that.
+            sync_dir(&self.objects).map_err(store_error)?;
+        } else {
+            let commit = temp
+                .sync_all()
+                .and_then(|()| self.objects.rename(&temp_name, &self.objects, &pass.checksum))
+                .and_then(|()| sync_dir(&self.objects));
+            if let Err(e) = commit {
+                let _ = self.objects.remove_file(&temp_name);
+                return Err(store_error(e));
+            }
+        }
+        Ok(observed(pass, rel, modified_at))
+    }
+
+    /// Writes the stored content `checksum` to `rel` atomically (creating
+    /// missing folders), checking it against its checksum on the way: a
+    /// corrupt object is refused and the target is left untouched. A symlink
+    /// at `rel` is replaced, never written through.
+    pub fn restore(&self, root: &StorageRoot, rel: &RelPath, checksum: &str) -> Result<Observed> {
+        let unavailable = |why: &str| {
+            HoraceError::new(
+                ErrorCode::VersionContentUnavailable,
+                format!("the stored content {checksum} {why}; {} was not changed", root.absolute(rel.as_str())),
+            )
+        };
+        if !is_checksum(checksum) {
+            return Err(unavailable("is not a SHA-256 checksum"));
+        }
+        let mut source = match self.objects.open(checksum) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(unavailable("is missing from the version store (.horace/objects)"));
+            }
+            Err(e) => return Err(unavailable(&format!("cannot be read: {e}"))),
+        };
+        let source_size = source.metadata().map(|m| m.len()).unwrap_or(0);
+        let parent = root.open_parent(rel, true)?;
+        let name = rel.file_name();
+        let permissions = match parent.symlink_metadata(name) {
+            Ok(m) if m.is_dir() => {
+                return Err(HoraceError::new(
+                    ErrorCode::NotARegularFile,
+                    format!("{} is a directory; Horace will not replace it with a file", root.absolute(rel.as_str())),
+                ));
+            }
+            Ok(m) if m.is_file() => Some(m.permissions()),
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(root.path_error(e, rel)),
+        };
+        let write_error = |e: io::Error| {
+            HoraceError::new(ErrorCode::IoError, format!("writing {} failed: {e}", root.absolute(rel.as_str())))
+                .with_source(e)
+        };
+        let temp_name = format!("{RESTORE_TEMP_PREFIX}{}.tmp", Uuid::new_v4());
+        let mut temp = parent.open_with(&temp_name, &new_file(0o644)).map_err(|e| root.path_error(e, rel))?;
+        let written = (|| {
+            let pass = pump(&mut source, Some(&mut temp), source_size)
+                .map_err(|e| e.into_error(|e| unavailable(&format!("cannot be read: {e}")), write_error))?;
+            if pass.checksum != checksum {
+                return Err(unavailable(&format!("is corrupt (its content hashes to {})", pass.checksum)));
+            }
+            let commit = || -> io::Result<DateTime<Utc>> {
+                if let Some(permissions) = permissions {
+                    temp.set_permissions(permissions)?;
+                }
+                temp.sync_all()?;
+                let modified_at = modified(&temp.metadata()?);
+                parent.rename(&temp_name, &parent, name)?;
+                sync_dir(&parent)?;
+                Ok(modified_at)
+            };
+            let modified_at = commit().map_err(write_error)?;
+            Ok(observed(pass, rel, modified_at))
+        })();
+        if written.is_err() {
+            let _ = parent.remove_file(&temp_name);
+        }
+        written
+    }
+}
+
+/// Where a pump failed: reading the source or writing the copy.
+enum PumpError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+impl PumpError {
+    fn into_error(
+        self,
+        read: impl FnOnce(io::Error) -> HoraceError,
+        write: impl FnOnce(io::Error) -> HoraceError,
+    ) -> HoraceError {
+        match self {
+            PumpError::Read(e) => read(e),
+            PumpError::Write(e) => write(e),
+        }
+    }
+
+    fn into_read_error(self, read: impl FnOnce(io::Error) -> HoraceError) -> HoraceError {
+        match self {
+            PumpError::Read(e) | PumpError::Write(e) => read(e),
+        }
+    }
+}
+
+/// Files at least this large are pumped by three threads (read, hash,
+/// write) so that copying from the page cache, hashing and writing overlap;
+/// smaller ones on the calling thread, where two threads would cost more
+/// than they save.
+const PIPELINE_FROM: u64 = 4 * CHUNK as u64;
+
+/// Chunks in flight between the pipeline's threads: its whole memory.
+const PIPELINE_BUFFERS: usize = 4;
+
+/// The copy is flushed to disk every this many bytes while it is written,
+/// so the disk works while the rest is still being hashed instead of all at
+/// the final fsync.
+const FLUSH_EVERY: u64 = 16 << 20;
+
+/// Streams `source` to its end through SHA-256 (and into `copy`), keeping
+/// only the first [`SNIFF_BYTES`] for type detection. `size_hint` is the
+/// size fstat reported; the content read decides the result.
+fn pump(source: &mut File, copy: Option<&mut File>, size_hint: u64) -> Result<Pass, PumpError> {
+    let mut digest = Digesting::new();
+    if size_hint < PIPELINE_FROM {
+        let mut buf = vec![0u8; CHUNK];
+        let mut copy = copy;
+        loop {
+            let n = read_some(source, &mut buf).map_err(PumpError::Read)?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&buf[..n]);
+            if let Some(copy) = copy.as_deref_mut() {
+                copy.write_all(&buf[..n]).map_err(PumpError::Write)?;
+            }
+        }
+        return Ok(digest.finish());
+    }
+    let _ = rustix::fs::fadvise(&*source, 0, None, rustix::fs::Advice::Sequential);
+    std::thread::scope(|scope| {
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
+        let (filled_tx, filled_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
+        for _ in 0..PIPELINE_BUFFERS {
+            empty_tx.send(vec![0u8; CHUNK]).expect("the channel holds every buffer");
+        }
+        let reader = scope.spawn(move || -> io::Result<()> {
+            while let Ok(mut buf) = empty_rx.recv() {
+                let n = read_some(source, &mut buf)?;
+                if n == 0 || filled_tx.send((buf, n)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let (write_tx, write_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
+        let writer = copy.map(|copy| {
+            let empty_tx = empty_tx.clone();
+            scope.spawn(move || -> io::Result<()> {
+                let mut unflushed = 0u64;
+                for (buf, n) in write_rx {
+                    copy.write_all(&buf[..n])?;
+                    unflushed += n as u64;
+                    if unflushed >= FLUSH_EVERY {
+                        copy.sync_data()?;
+                        unflushed = 0;
+                    }
+                    let _ = empty_tx.send(buf);
+                }
+                Ok(())
+            })
+        });
+        for (buf, n) in filled_rx.iter() {
+            digest.update(&buf[..n]);
+            if writer.is_some() {
+                if write_tx.send((buf, n)).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            } else {
+                let _ = empty_tx.send(buf);
+            }
+        }
+        // Whoever is still waiting (the reader for a buffer, the writer for
+        // a chunk) sees its channel close and ends.
+        drop((write_tx, empty_tx, filled_rx));
+        if let Some(writer) = writer {
+            writer.join().expect("the writer thread does not panic").map_err(PumpError::Write)?;
+        }
+        reader.join().expect("the reader thread does not panic").map_err(PumpError::Read)?;
+        Ok(digest.finish())
+    })
+}
+
+fn read_some(source: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match source.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// SHA-256, size and the head kept for type detection, as content streams by.
+struct Digesting {
+    hasher: Sha256,
+    head: Vec<u8>,
+    size: u64,
+}
+
+impl Digesting {
+    fn new() -> Digesting {
+        Digesting { hasher: Sha256::new(), head: Vec::new(), size: 0 }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        if self.head.len() < SNIFF_BYTES {
+            let keep = chunk.len().min(SNIFF_BYTES - self.head.len());
+            self.head.extend_from_slice(&chunk[..keep]);
+        }
+        self.size += chunk.len() as u64;
+    }
+
+    fn finish(self) -> Pass {
+        Pass { checksum: hex(&self.hasher.finalize()), size: self.size, head: self.head }
+    }
+}
+
+fn observed(pass: Pass, rel: &RelPath, modified_at: DateTime<Utc>) -> Observed {
+    Observed {
+        mime_type: detect_mime(&pass.head, pass.size, rel),
+        checksum: pass.checksum,
+        size: i64::try_from(pass.size).unwrap_or(i64::MAX),
+        modified_at,
+    }
+}
+
+/// The MIME type from the content's signature; for content without one
+/// (text, JSON, CSV ...), from the extension; then plain text if it decodes
+/// as UTF-8; else `application/octet-stream`.
+pub fn detect_mime(head: &[u8], size: u64, rel: &RelPath) -> String {
+    if size > 0
+        && let Some(kind) = infer::get(head)
+    {
+        return kind.mime_type().to_owned();
+    }
+    if let Some(guess) = rel.extension().and_then(|ext| mime_guess::from_ext(&ext).first()) {
+        return guess.essence_str().to_owned();
+    }
+    if size == 0 {
+        return "application/x-empty".to_owned();
+    }
+    let text = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        // Cut mid-character at the end of the sniffed bytes is still text.
+        Err(e) => e.error_len().is_none(),
+    };
+    if text && !head.contains(&0) { "text/plain".to_owned() } else { "application/octet-stream".to_owned() }
+}
+
+fn new_file(mode: u32) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(mode);
+    options
+}
+
+/// Makes a rename in `dir` durable. cap-std holds directories as `O_PATH`
+/// handles, which cannot be fsynced: sync a readable handle on it instead.
+fn sync_dir(dir: &Dir) -> io::Result<()> {
+    dir.open(".")?.sync_all()
+}
+
+fn modified(metadata: &cap_std::fs::Metadata) -> DateTime<Utc> {
+    metadata.modified().map(|t| micros(DateTime::<Utc>::from(t.into_std()))).unwrap_or_else(|_| micros(Utc::now()))
+}
+
+fn is_checksum(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_sha256() {
+        assert_eq!(hex(&Sha256::digest(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn mime_from_content_then_extension_then_text() {
+        let rel = |p: &str| RelPath::from_catalog(p.to_owned());
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(detect_mime(png, 16, &rel("photo.txt")), "image/png");
+        assert_eq!(detect_mime(b"{\"a\":1}", 7, &rel("a.json")), "application/json");
+        assert_eq!(detect_mime(b"hello", 5, &rel("README")), "text/plain");
+        assert_eq!(detect_mime(b"\x00\x01\x02", 3, &rel("blob")), "application/octet-stream");
+        assert_eq!(detect_mime(b"", 0, &rel("empty")), "application/x-empty");
+    }
+}

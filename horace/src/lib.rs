@@ -1,0 +1,138 @@
+//! Horace: a versioned catalog of the files in one storage root, served as
+//! MCP tools over WebSocket. Every path a caller gives is resolved beneath a
+//! directory handle held on the root; content is hashed as it streams and
+//! kept, once per distinct content, in a version store; the catalog lives in
+//! SQLite (no set-up) or PostgreSQL (shared by replicas).
+//!
+//! The binary and the tests build the same server:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let catalog = horace::CatalogConfig::from_env()?;
+//! let horace = horace::Horace::open(&horace::storage_root_from_env(), &catalog).await?;
+//! let bound = horace::server(horace).bind("127.0.0.1:0").await?;
+//! println!("listening on ws://{}", bound.local_addr());
+//! bound.serve().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod catalog;
+pub mod content;
+pub mod error;
+pub mod model;
+pub mod root;
+pub mod tools;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mcp_runtime::{Server, ServerBuilder};
+
+pub use catalog::{Catalog, CatalogConfig};
+pub use content::VersionStore;
+pub use error::{ErrorCode, HoraceError};
+pub use root::StorageRoot;
+
+use crate::error::Result;
+use crate::model::Observed;
+use crate::root::RelPath;
+
+/// The port Horace listens on when MCP_PORT is unset.
+pub const DEFAULT_PORT: u16 = 8070;
+
+/// `$HORACE_STORAGE_ROOT`, default `files` in the data directory
+/// (`./horace-data/files`).
+pub fn storage_root_from_env() -> PathBuf {
+    std::env::var_os("HORACE_STORAGE_ROOT")
+        .filter(|r| !r.is_empty())
+        .map_or_else(|| catalog::data_dir().join("files"), PathBuf::from)
+}
+
+/// Everything the tools work on: the root, its version store, the catalog.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Horace {
+    root: Arc<StorageRoot>,
+    store: Arc<VersionStore>,
+    catalog: Catalog,
+}
+
+impl Horace {
+    /// Opens (creating) the storage root and the catalog.
+    pub async fn open(root: &Path, catalog: &CatalogConfig) -> Result<Horace> {
+        let root = StorageRoot::open(root).map_err(|e| {
+            HoraceError::new(ErrorCode::IoError, format!("cannot open the storage root {}: {e}", root.display()))
+        })?;
+        let catalog = Catalog::open(catalog, &root.path().display().to_string()).await?;
+        Horace::new(root, catalog)
+    }
+
+    /// Horace over an open root and catalog (the catalog must have been
+    /// opened with this root's path).
+    pub fn new(root: StorageRoot, catalog: Catalog) -> Result<Horace> {
+        let store = VersionStore::open(&root).map_err(|e| {
+            HoraceError::new(
+                ErrorCode::IoError,
+                format!("cannot open the version store in {}/.horace: {e}", root.path().display()),
+            )
+        })?;
+        Ok(Horace { root: Arc::new(root), store: Arc::new(store), catalog })
+    }
+
+    pub fn root(&self) -> &StorageRoot {
+        &self.root
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn store(&self) -> &VersionStore {
+        &self.store
+    }
+
+    /// Hashes the file and keeps its content (off the async threads).
+    pub async fn ingest(&self, rel: RelPath, known: Option<String>) -> Result<Observed> {
+        let (root, store) = (self.root.clone(), self.store.clone());
+        blocking(move || store.ingest(&root, &rel, known.as_deref())).await
+    }
+
+    /// Writes stored content back to `rel` atomically.
+    pub async fn restore(&self, rel: RelPath, checksum: String) -> Result<Observed> {
+        let (root, store) = (self.root.clone(), self.store.clone());
+        blocking(move || store.restore(&root, &rel, &checksum)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| HoraceError::new(ErrorCode::IoError, format!("the file task failed: {e}")))?
+}
+
+/// The tools, without state: enough for `--list-tools`.
+pub fn tools() -> ServerBuilder {
+    use tools::collections::*;
+    use tools::files::*;
+    Server::builder("horace", env!("CARGO_PKG_VERSION"))
+        .instructions(
+            "Horace catalogs the files in one shared storage root: register a file (path, owner, purpose, tags, \
+             collection), search the catalog, read a file's details and versions, group files in collections, \
+             re-check a file for changes, and restore an earlier version. Paths are absolute inside the storage \
+             root or relative to it; nothing outside the root is read or written. Errors start with a stable code \
+             (PATH_OUTSIDE_ROOT: ...).",
+        )
+        .default_port(DEFAULT_PORT)
+        .tool::<register_file>()
+        .tool::<search_files>()
+        .tool::<get_file_info>()
+        .tool::<create_collection>()
+        .tool::<list_collections>()
+        .tool::<update_file>()
+        .tool::<restore_version>()
+}
+
+/// The Horace server. Bind it, or `run()` it as the binary does.
+pub fn server(horace: Horace) -> ServerBuilder {
+    tools().state(horace)
+}
