@@ -521,10 +521,14 @@ impl ServerBuilder {
                 return ExitCode::FAILURE;
             }
         };
-        // The lines on stdout: scripts and tests wait for the first.
-        println!("listening on ws://{}", bound.local_addr());
-        println!("listening on http://{}/mcp", bound.local_addr());
-        let _ = std::io::stdout().flush();
+        // The lines on stdout: scripts and tests wait for the first. One
+        // write, unchecked: a reader that takes the first line and closes
+        // the pipe must not make the second fail (println! would panic).
+        let addr = bound.local_addr();
+        let announce = format!("listening on ws://{addr}\nlistening on http://{addr}/mcp\n");
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(announce.as_bytes()).and_then(|()| stdout.flush());
+        drop(stdout);
         tracing::info!(
             addr = %bound.local_addr(),
             tools = bound.service.inner.core.registry.len(),
