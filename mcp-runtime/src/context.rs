@@ -286,12 +286,21 @@ impl RequestContext {
         &self.inner.outbox
     }
 
-    /// The call ended while `held` references are the runtime's own: any
-    /// other means the tool kept its context (a task it spawned), which may
-    /// send on the session's route from now on.
-    pub(crate) fn call_ended(&self, held: usize) {
-        if Arc::strong_count(&self.inner) > held {
+    /// The call's work is done (its future dropped) while `held`
+    /// references are the runtime's own: closes the outbox and returns what
+    /// is still queued. Any other reference means the tool kept its context
+    /// (a task it spawned), which may send on the session's route from now
+    /// on. When there is none and nothing is queued, nobody can push any
+    /// more, and the usual call skips the outbox's lock.
+    pub(crate) fn call_ended(&self, held: usize) -> VecDeque<Queued> {
+        let outlived = Arc::strong_count(&self.inner) > held;
+        if outlived {
             self.inner.session.mark_routed();
+        }
+        if outlived || self.inner.outbox.non_empty.load(Ordering::Acquire) {
+            self.inner.outbox.close()
+        } else {
+            VecDeque::new()
         }
     }
 

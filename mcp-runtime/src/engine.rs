@@ -91,11 +91,14 @@ impl Call {
                     }
                     match future.as_mut().poll(cx) {
                         Poll::Ready(response) => {
-                            let leftovers = outbox.close();
-                            self.state = CallState::Finishing { leftovers, response };
-                            // The future (and the tool's copies) are gone;
-                            // held now: this call's and the session's entry.
-                            self.context.call_ended(2);
+                            // Dropping the future drops the tool's copies of
+                            // the context; held then: this call's and the
+                            // session's entry.
+                            self.state = CallState::Finishing { leftovers: VecDeque::new(), response };
+                            let rest = self.context.call_ended(2);
+                            if let CallState::Finishing { leftovers, .. } = &mut self.state {
+                                *leftovers = rest;
+                            }
                         }
                         Poll::Pending => {
                             // Sent during this poll, or later from another task (which then wakes us).

@@ -189,3 +189,28 @@ async fn stdio_end_of_input_drains_running_calls_then_returns() {
         .expect("no panic");
     assert!(result.is_ok(), "{result:?}");
 }
+
+/// A tool's background task logs after its call answered: on a connection
+/// (WebSocket, stdio) the message still arrives, on the session's own route.
+async fn a_message_after_the_call_takes_the_sessions_route(kind: Kind) {
+    let mut served = Served::start(kind, builder()).await;
+    let mut peer = served.session().await;
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"later","arguments":{"message":"after the call","after_ms":50}}});
+    peer.send(call).await;
+    let response = peer.response().await;
+    assert_eq!(text(&response), "true", "{response}");
+    let message = peer.message().await;
+    assert_eq!(message["method"], "notifications/message", "{message}");
+    assert_eq!(message["params"]["data"], "after the call", "{message}");
+}
+
+#[tokio::test]
+async fn websocket_a_message_after_the_call_takes_the_sessions_route() {
+    a_message_after_the_call_takes_the_sessions_route(Kind::WebSocket).await;
+}
+
+#[tokio::test]
+async fn stdio_a_message_after_the_call_takes_the_sessions_route() {
+    a_message_after_the_call_takes_the_sessions_route(Kind::Stdio).await;
+}
