@@ -79,7 +79,8 @@ async fn main() -> ExitCode {
             stop.cancel();
         }
     });
-    let worker = (mode != Mode::Serve).then(|| tokio::spawn(godot::worker::run(queue.clone(), config.clone(), stop.clone())));
+    let worker =
+        (mode != Mode::Serve).then(|| tokio::spawn(godot::worker::run(queue.clone(), config.clone(), stop.clone())));
     let mut code = ExitCode::SUCCESS;
     if mode == Mode::Worker {
         println!("worker running");
