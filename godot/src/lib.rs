@@ -61,6 +61,10 @@ pub fn tools() -> ServerBuilder {
 }
 
 /// The facade server over `facade`. Bind it, or `run()` it.
+///
+/// The runtime's Godot sink (GODOT_URL) is off here whatever the
+/// environment says: Godot logging its own `logger_log` calls to itself
+/// would double its work for nothing.
 pub fn server(facade: Facade) -> ServerBuilder {
-    tools().state(facade)
+    tools().state(facade).log_to_godot(None)
 }

@@ -34,6 +34,7 @@ use tracing::Instrument;
 
 use crate::context::{RequestContext, SessionHandle};
 use crate::extract::StateMap;
+use crate::godot_log::GodotLog;
 use crate::protocol::{
     self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION,
     META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
@@ -61,6 +62,8 @@ pub(crate) struct ServerCore {
     /// `,"resultType":"complete","_meta":{…serverInfo…}`: appended to every
     /// stateless result.
     stateless_suffix: String,
+    /// The opt-in Godot sink (`godot_log.rs`), set by the builder.
+    pub(crate) godot_log: Option<GodotLog>,
 }
 
 impl ServerCore {
@@ -78,7 +81,7 @@ impl ServerCore {
         push_json_str(&mut server_info, &version);
         server_info.push('}');
         let stateless_suffix = format!(r#","resultType":"complete","_meta":{{"{META_SERVER_INFO}":{server_info}}}"#);
-        ServerCore { instructions, registry, state, tools_page_size, server_info, stateless_suffix }
+        ServerCore { instructions, registry, state, tools_page_size, server_info, stateless_suffix, godot_log: None }
     }
 }
 
@@ -111,6 +114,9 @@ pub(crate) struct Session {
     /// future. The context stands in for the token: cloning it is an `Arc`
     /// increment, cloning a `CancellationToken` takes its lock.
     in_flight: HashMap<RequestId, RequestContext, FastHash>,
+    /// Set at `initialize` for Godot's worker, whose calls the Godot sink
+    /// must not log (see `godot_log.rs`).
+    unlogged: bool,
 }
 
 /// Everything any method reads from `params`, parsed in one pass.
@@ -130,6 +136,8 @@ struct Params<'a> {
     protocol_version: Option<&'a RawValue>,
     #[serde(default, borrow, rename = "requestId")]
     request_id: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "clientInfo")]
+    client_info: Option<&'a RawValue>,
 }
 
 enum CallMode {
@@ -149,6 +157,7 @@ impl Session {
             notifications: None,
             log_level: LogLevel::Info,
             in_flight: HashMap::default(),
+            unlogged: false,
         }
     }
 
@@ -411,6 +420,7 @@ impl Session {
         };
         let version = SESSION_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(LATEST_SESSION_VERSION);
         self.negotiated = Some(version);
+        self.unlogged = crate::godot_log::is_unlogged_client(params.client_info); // godot_log hook
         tracing::debug!(requested = %requested, version, "session initialized");
         let mut result = String::with_capacity(256);
         result.push_str(r#"{"protocolVersion":""#);
@@ -536,6 +546,8 @@ impl Session {
             CallMode::Legacy => tool.name(),
         };
         let span = tracing::debug_span!("request", id = %id, method, tool = tool.name());
+        // godot_log hook: times the call when the Godot sink is on.
+        let call_log = self.core.godot_log.as_ref().filter(|_| !self.unlogged).map(|log| log.call(tool.name()));
         let future: CallFuture = Box::pin(
             async move {
                 // Cancellation wins whenever it has happened, so a cancelled
@@ -554,6 +566,9 @@ impl Session {
                     cancelled.as_mut().poll(cx).map(|()| None)
                 })
                 .await;
+                if let Some(call_log) = call_log {
+                    call_log.finish(outcome.as_ref()); // godot_log hook
+                }
                 let response = outcome.map(|outcome| match mode {
                     CallMode::Mcp { wrap, .. } => mcp_result(&id_raw, &tool, outcome, stateless_core.as_deref(), wrap),
                     CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),

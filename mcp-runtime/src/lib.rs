@@ -14,6 +14,7 @@ pub mod context;
 mod dispatch;
 pub mod error;
 pub mod extract;
+mod godot_log;
 pub mod protocol;
 mod registry;
 pub mod schema;

@@ -97,6 +97,7 @@ impl Server {
             max_connections: None,
             ping_interval: None,
             shutdown_grace: None,
+            godot_url: None,
         }
     }
 }
@@ -125,6 +126,8 @@ pub struct ServerBuilder {
     max_connections: Option<usize>,
     ping_interval: Option<Duration>,
     shutdown_grace: Option<Duration>,
+    /// `Some(None)`: the Godot sink is off whatever the environment says.
+    godot_url: Option<Option<String>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -272,6 +275,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Where to log connections and tool calls (Godot's `ws://` URL), or
+    /// `None` for nowhere. Without this call, `GODOT_URL` decides (and
+    /// `LOGGING_ENABLED=false` turns it off); see the README.
+    pub fn log_to_godot(mut self, url: Option<&str>) -> Self {
+        self.godot_url = Some(url.map(str::to_owned));
+        self
+    }
+
     /// The Markdown tool catalog (what `--list-tools` prints), after the
     /// same checks as [`ServerBuilder::check`].
     pub fn catalog_markdown(&self) -> Result<String, Error> {
@@ -313,7 +324,9 @@ impl ServerBuilder {
 
         let has_state = |type_id: TypeId| self.state.contains(type_id);
         let registry = Registry::build(self.tools, Some(&has_state))?;
-        let core = ServerCore::new(
+        let godot_url = self.godot_url.unwrap_or_else(crate::godot_log::url_from_env);
+        let godot_log = godot_url.map(|url| crate::godot_log::GodotLog::start(&url, &self.name)).transpose()?;
+        let mut core = ServerCore::new(
             self.name,
             self.version,
             self.instructions,
@@ -321,6 +334,7 @@ impl ServerBuilder {
             Arc::new(self.state),
             tools_page_size,
         );
+        core.godot_log = godot_log;
         let config = TransportConfig {
             max_message_size,
             max_in_flight,
@@ -523,7 +537,9 @@ Environment (these win over the service's builder):
   MCP_MAX_IN_FLIGHT        running calls per connection [default: 64]
   MCP_MAX_CONNECTIONS      open connections [default: 10000]
   MCP_PING_INTERVAL_SECS   keepalive period, 0 = off [default: 30]
-  MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown [default: 10]";
+  MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown [default: 10]
+  GODOT_URL                log connections and tool calls to this Godot (ws://) [default: off]
+  LOGGING_ENABLED          false turns GODOT_URL off [default: true]";
 
 type SetupFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<StateMap, String>> + Send>> + Send>;
 

@@ -82,6 +82,7 @@ pub(crate) async fn serve_connection(
 ) {
     // Responses are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
+    let log_peer = core.godot_log.as_ref().map(|_| Box::new(stream.peer_addr().ok())); // godot_log hook
     let max_connections = config.max_connections;
     // The callback's signature is tungstenite's, large error type and all.
     #[allow(clippy::result_large_err)]
@@ -125,6 +126,7 @@ pub(crate) async fn serve_connection(
         },
     };
     tracing::debug!("connection open");
+    let _connection_log = core.godot_log.as_ref().zip(log_peer).map(|(log, peer)| log.connection(*peer)); // godot_log hook
     Box::pin(Connection::new(core, config, shutdown).run(ws)).await;
     tracing::debug!("connection closed");
 }
