@@ -16,7 +16,7 @@ import redis.asyncio as redis
 from websockets.asyncio.server import serve
 
 HOST, PORT, QUEUE, MAX = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-client = redis.Redis(host=HOST, port=PORT, decode_responses=True)
+client = None  # made on the running loop, in main()
 
 
 async def logger_log(component, level, message, trace_id=None, data=None):
@@ -57,6 +57,9 @@ async def handle(websocket):
 
 
 async def main():
+    global client
+    client = redis.Redis(host=HOST, port=PORT, decode_responses=True)
+    await client.ping()
     async with serve(handle, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"listening on ws://127.0.0.1:{port}", flush=True)

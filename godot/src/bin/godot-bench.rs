@@ -77,16 +77,26 @@ async fn main() -> anyhow::Result<()> {
         &[],
     )
     .await?;
-    let contenders: [(&str, &Server, Frame, bool); 3] = [
-        ("runtime `echo` (hello)", &hello, echo_frame, true),
-        ("Godot `logger_log` (Redis)", &facade, log_frame, true),
-        ("seeds' pattern (Python, LPUSH + LTRIM)", &seed, log_frame, false),
+    // The raw generator (pre-built frames, one flush per batch) for the
+    // Rust servers; the runtime's `Client` as generator for the seeds'
+    // Python server (the raw generator's batched frames left its
+    // connections unanswered) and for `logger_log` again, so the ratio
+    // compares like with like.
+    let contenders: [(&str, &Server, Driver); 4] = [
+        ("runtime `echo` (hello), raw generator", &hello, Driver::Raw(echo_frame)),
+        ("Godot `logger_log` (Redis), raw generator", &facade, Driver::Raw(log_frame)),
+        ("Godot `logger_log` (Redis), `Client` generator", &facade, Driver::Client),
+        ("seeds' pattern (Python, LPUSH + LTRIM), `Client` generator", &seed, Driver::Client),
     ];
     let mut results: Vec<Vec<Measured>> = vec![Vec::new(); contenders.len()];
     for round in 0..options.rounds {
-        for (n, (name, server, frame, init)) in contenders.iter().enumerate() {
-            let m = load(server.addr, *frame, *init, Duration::from_millis(500), options.slice).await?;
-            eprintln!("round {}: {name}: {:.0} calls/s", round + 1, m.rate);
+        for (n, (name, server, driver)) in contenders.iter().enumerate() {
+            let warmup = Duration::from_millis(500);
+            let m = match driver {
+                Driver::Raw(frame) => load(server.addr, *frame, warmup, options.slice).await?,
+                Driver::Client => load_with_client(&server.url(), warmup, options.slice).await?,
+            };
+            eprintln!("round {}: {name}: {:.0} calls/s, {} connections stalled", round + 1, m.rate, m.stalled);
             results[n].push(m);
         }
     }
@@ -95,12 +105,18 @@ async fn main() -> anyhow::Result<()> {
         "Median of {} slices of {:?} each, contenders alternating; p50/p99 from the median slice.\n",
         options.rounds, options.slice
     );
-    println!("| server | calls/s | p50 / p99 µs | vs seeds' pattern |");
+    println!("| server, load generator | calls/s | p50 / p99 µs | calls stalled (all slices) |");
     println!("| --- | --: | --: | --: |");
     let medians: Vec<Measured> = results.iter().map(|r| median(r)).collect();
-    for ((name, ..), m) in contenders.iter().zip(&medians) {
-        println!("| {name} | {} | {} / {} | {:.1}x |", thousands(m.rate), m.p50, m.p99, m.rate / medians[2].rate);
+    for (n, ((name, ..), m)) in contenders.iter().zip(&medians).enumerate() {
+        let stalled: usize = results[n].iter().map(|r| r.stalled).sum();
+        println!("| {name} | {} | {} / {} | {stalled} |", thousands(m.rate), m.p50, m.p99);
     }
+    println!(
+        "\n`logger_log` / seeds' pattern, same generator: {:.1}x. `logger_log` / `echo`, raw generator: {:.0}%.",
+        medians[2].rate / medians[3].rate,
+        100.0 * medians[1].rate / medians[0].rate
+    );
     println!(
         "\nGodot facade peak RSS {} MiB; Redis used memory peak {}.\n",
         rss_mib(facade.pid()),
@@ -187,6 +203,11 @@ async fn main() -> anyhow::Result<()> {
 
 type Frame = fn(u64) -> String;
 
+enum Driver {
+    Raw(Frame),
+    Client,
+}
+
 fn echo_frame(id: u64) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello, bench"}}}}}}"#
@@ -203,6 +224,8 @@ fn log_frame(id: u64) -> String {
 
 #[derive(Clone)]
 struct Measured {
+    /// Connections (raw generator) or calls (`Client`) left unanswered.
+    stalled: usize,
     rate: f64,
     p50: u64,
     p99: u64,
@@ -249,31 +272,65 @@ fn failed(text: &str) -> bool {
     text.contains(r#""isError":true"#) || text.contains(r#""error":{"#)
 }
 
+/// The write half of a connection as a task: frames sent to it are written
+/// in batches, one flush for everything queued, so the generator spends its
+/// CPU on sockets rather than on syscalls per frame.
+fn writer(ws: Ws) -> (tokio::sync::mpsc::UnboundedSender<String>, futures_util::stream::SplitStream<Ws>) {
+    let (mut sink, stream) = ws.split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if sink.feed(Message::text(frame)).await.is_err() {
+                return;
+            }
+            while let Ok(frame) = rx.try_recv() {
+                if sink.feed(Message::text(frame)).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    (tx, stream)
+}
+
 /// Closed loop: `IN_FLIGHT` calls outstanding on each of `CONNECTIONS`
 /// connections; counts calls sent and answered inside the window.
 async fn load(
     addr: std::net::SocketAddr,
     frame: Frame,
-    initialize: bool,
     warmup: Duration,
     window: Duration,
 ) -> anyhow::Result<Measured> {
+    // Every connection open before any load starts.
+    let mut connections = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        connections.push(writer(connect(addr, true).await?));
+    }
     let start = Instant::now() + warmup;
     let deadline = start + window;
     let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..CONNECTIONS {
-        let mut ws = connect(addr, initialize).await?;
+    for (c, (tx, mut stream)) in connections.into_iter().enumerate() {
         tasks.spawn(async move {
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             let mut sent: HashMap<u64, Instant> = HashMap::new();
             let mut next = 1 + (c as u64) * 1_000_000_000;
             for _ in 0..IN_FLIGHT {
                 sent.insert(next, Instant::now());
-                ws.send(Message::text(frame(next))).await?;
+                tx.send(frame(next))?;
                 next += 1;
             }
             while !sent.is_empty() {
-                let Some(message) = ws.next().await else { anyhow::bail!("the server closed the connection") };
+                // A connection whose calls stop being answered is counted
+                // as stalled (the seeds' pattern does that under load) and
+                // the others' calls are still measured.
+                let Ok(message) = tokio::time::timeout_at(deadline + Duration::from_secs(10), stream.next()).await
+                else {
+                    return anyhow::Ok((histogram, true));
+                };
+                let Some(message) = message else { anyhow::bail!("the server closed the connection") };
                 let Message::Text(text) = message? else { continue };
                 let Some(id) = response_id(&text) else { continue };
                 anyhow::ensure!(!failed(&text), "a call failed: {text}");
@@ -284,18 +341,75 @@ async fn load(
                 }
                 if now < deadline {
                     sent.insert(next, Instant::now());
-                    ws.send(Message::text(frame(next))).await?;
+                    tx.send(frame(next))?;
                     next += 1;
                 }
             }
-            anyhow::Ok(histogram)
+            anyhow::Ok((histogram, false))
         });
     }
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut stalled = 0;
     while let Some(joined) = tasks.join_next().await {
-        total.add(joined??)?;
+        let (histogram, stuck) = joined??;
+        total.add(histogram)?;
+        stalled += usize::from(stuck);
     }
     Ok(Measured {
+        stalled,
+        rate: total.len() as f64 / window.as_secs_f64(),
+        p50: total.value_at_quantile(0.5),
+        p99: total.value_at_quantile(0.99),
+    })
+}
+
+/// The same closed loop through the runtime's `Client`: `IN_FLIGHT` tasks
+/// per connection, each calling `logger_log` in turn. A call unanswered
+/// within 10 s counts as stalled.
+async fn load_with_client(url: &str, warmup: Duration, window: Duration) -> anyhow::Result<Measured> {
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        clients.push(Client::builder(url).call_timeout(Duration::from_secs(10)).connect().await?);
+    }
+    let start = Instant::now() + warmup;
+    let deadline = start + window;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (c, client) in clients.into_iter().enumerate() {
+        for k in 0..IN_FLIGHT {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let id = (c * IN_FLIGHT + k) as u64 * 1_000_000_000 + n;
+                    let args = json!({"component": "bench", "level": "INFO", "message": format!("request {id} handled in 12 ms"),
+                        "trace_id": format!("trace-{}", id / 16), "data": {"route": "/v1/items", "status": 200}});
+                    let at = Instant::now();
+                    match client.call_tool("logger_log", args).await {
+                        Ok(r) if !r.is_error => {}
+                        Ok(r) => anyhow::bail!("a call failed: {}", r.text()),
+                        Err(e) if e.is_timeout() => return Ok((histogram, true)),
+                        Err(e) => return Err(e.into()),
+                    }
+                    let now = Instant::now();
+                    if at >= start && now <= deadline {
+                        histogram.saturating_record(((now - at).as_micros() as u64).max(1));
+                    }
+                }
+                anyhow::Ok((histogram, false))
+            });
+        }
+    }
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut stalled = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (histogram, stuck) = joined??;
+        total.add(histogram)?;
+        stalled += usize::from(stuck);
+    }
+    Ok(Measured {
+        stalled,
         rate: total.len() as f64 / window.as_secs_f64(),
         p50: total.value_at_quantile(0.5),
         p99: total.value_at_quantile(0.99),
@@ -305,27 +419,30 @@ async fn load(
 /// Sends exactly `n` `logger_log` calls at 32 x 4 and returns how many were queued.
 async fn send_n(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<u64> {
     let per = n / CONNECTIONS;
+    let mut connections = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        connections.push(writer(connect(addr, true).await?));
+    }
     let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..CONNECTIONS {
-        let mut ws = connect(addr, true).await?;
+    for (c, (tx, mut stream)) in connections.into_iter().enumerate() {
         tasks.spawn(async move {
             let first = 1 + (c * per) as u64;
             let (mut next, end) = (first, first + per as u64);
             let mut open = 0;
             let mut done = 0u64;
             while next < end && open < IN_FLIGHT {
-                ws.send(Message::text(log_frame(next))).await?;
+                tx.send(log_frame(next))?;
                 next += 1;
                 open += 1;
             }
             while open > 0 {
-                let Some(message) = ws.next().await else { anyhow::bail!("the server closed the connection") };
+                let Some(message) = stream.next().await else { anyhow::bail!("the server closed the connection") };
                 let Message::Text(text) = message? else { continue };
                 anyhow::ensure!(!failed(&text), "a call failed: {text}");
                 open -= 1;
                 done += 1;
                 if next < end {
-                    ws.send(Message::text(log_frame(next))).await?;
+                    tx.send(log_frame(next))?;
                     next += 1;
                     open += 1;
                 }
