@@ -42,8 +42,9 @@ async fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        // `--list-tools` needs no queue: the runtime prints the catalog.
-        Some(flag) if flag.starts_with('-') => return godot::tools().run().await,
+        // The runtime checks the server whole and prints the catalog; the
+        // queue is never opened for it.
+        Some("--list-tools") if args.len() == 1 => return godot::tools().state_from(open_facade).run().await,
         Some(other) => {
             eprintln!("error: unknown mode `{other}`\n\n{USAGE}");
             return ExitCode::from(2);
@@ -135,6 +136,14 @@ async fn serve(queue: Queue, config: &Config, stop: CancellationToken) -> ExitCo
             ExitCode::FAILURE
         }
     }
+}
+
+/// The facade's state as `run()` would make it; only `--list-tools` goes
+/// through `run()`, which never calls this.
+async fn open_facade() -> Result<mcp_runtime::State<Facade>, String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let queue = Queue::open(&config).map_err(|e| e.to_string())?;
+    Ok(mcp_runtime::State(Facade::start(queue, &config)))
 }
 
 async fn wait_for_signal() {
