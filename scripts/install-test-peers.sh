@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need on a fresh machine: the official MCP
-# clients from PyPI and npm, and PostgreSQL from Debian if absent. Skips what
-# is already in place, so it is cheap to run again.
+# clients from PyPI and npm, and PostgreSQL and Redis from Debian if absent.
+# Skips what is already in place, so it is cheap to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -11,10 +11,12 @@ mkdir -p "$peers"
 log() { printf '==> %s\n' "$*" >&2; }
 
 # Debian packages the tests need, installed only when missing: PostgreSQL
-# (the Dewey tests start private clusters with initdb/pg_ctl), Python's venv
-# and Node.js with npm (the official clients).
+# (the Dewey tests start private clusters with initdb/pg_ctl), Redis (the
+# Godot tests start private redis-servers), Python's venv and Node.js with
+# npm (the official clients).
 missing=()
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
@@ -43,6 +45,9 @@ python_peer py-mcp1 'mcp[ws]==1.30.0' 'websockets>=15,<16'
 python_peer py-mcp2 'mcp==2.3.0' 'websockets>=15,<16'
 # The ICCM relay (seed 004's StableRelay) as its users ran it: websockets 14.x.
 python_peer py-relay 'websockets==14.2' 'PyYAML==6.0.2'
+# The seeds' Godot pattern (a websockets server doing LPUSH + LTRIM per call),
+# which godot-bench runs beside the Rust Godot.
+python_peer py-godot-seed 'websockets==15.0.1' 'redis==8.1.0'
 
 # Node clients: the TypeScript SDK and ws, pinned with every transitive
 # package by tests/peers/node/package-lock.json (`npm ci` installs exactly it).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh machine (the
-# official MCP clients from PyPI and npm; PostgreSQL from Debian if absent),
+# official MCP clients from PyPI and npm; PostgreSQL and Redis from Debian if absent),
 # refuses unformatted code and any clippy warning, builds every binary the
 # end-to-end tests start, and runs the whole suite.
 # Safe to run again: installs are skipped when already in place.

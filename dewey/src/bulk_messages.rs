@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use crate::error::{DeweyError, Result};
-use crate::model::{NewMessage, Role};
+use crate::model::{NewMessage, Role, check_storable, check_storable_json};
 
 /// Most messages one bulk call stores, inline or from a file.
 pub const MAX_BULK_MESSAGES: usize = 1000;
@@ -146,28 +146,35 @@ pub fn normalise(entries: Vec<Value>, source: &str) -> Result<Vec<NewMessage>> {
             entries.len()
         )));
     }
-    entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let Value::Object(map) = &entry else {
-                return Err(DeweyError::invalid(format!("{source}[{i}] is not a JSON object")));
-            };
-            if let Some(Value::Object(nested)) = map.get("message") {
-                let role = role_of(nested.get("role"), &format!("{source}[{i}].message.role"))?;
-                let content = content_text(nested.get("content"));
-                return Ok(NewMessage { role, content, metadata: Some(entry) });
-            }
-            if map.contains_key("role") && map.contains_key("content") {
-                let role = role_of(map.get("role"), &format!("{source}[{i}].role"))?;
-                let content = content_text(map.get("content"));
-                let metadata = map.get("metadata").filter(|m| !m.is_null()).cloned();
-                return Ok(NewMessage { role, content, metadata });
-            }
-            let content = map.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-            Ok(NewMessage { role: Role::System, content, metadata: Some(entry) })
-        })
-        .collect()
+    entries.into_iter().enumerate().map(|(i, entry)| normalise_one(entry, &format!("{source}[{i}]"))).collect()
+}
+
+/// One entry, `at` naming it in errors (`messages[3]`). Anything PostgreSQL
+/// could not store is refused here as the caller's to fix, never left to
+/// fail later as a storage error.
+fn normalise_one(entry: Value, at: &str) -> Result<NewMessage> {
+    let Value::Object(map) = &entry else {
+        return Err(DeweyError::invalid(format!("{at} is not a JSON object")));
+    };
+    if let Some(Value::Object(nested)) = map.get("message") {
+        let role = role_of(nested.get("role"), &format!("{at}.message.role"))?;
+        check_storable_json(&entry, at)?;
+        let content = content_text(nested.get("content"));
+        return Ok(NewMessage { role, content, metadata: Some(entry) });
+    }
+    if map.contains_key("role") && map.contains_key("content") {
+        let role = role_of(map.get("role"), &format!("{at}.role"))?;
+        let content = content_text(map.get("content"));
+        check_storable(&content, &format!("{at}.content"))?;
+        let metadata = map.get("metadata").filter(|m| !m.is_null()).cloned();
+        if let Some(metadata) = &metadata {
+            check_storable_json(metadata, &format!("{at}.metadata"))?;
+        }
+        return Ok(NewMessage { role, content, metadata });
+    }
+    check_storable_json(&entry, at)?;
+    let content = map.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+    Ok(NewMessage { role: Role::System, content, metadata: Some(entry) })
 }
 
 fn role_of(value: Option<&Value>, what: &str) -> Result<Role> {
@@ -231,6 +238,18 @@ mod tests {
         assert!(err.to_string().contains("messages[0] is not a JSON object"), "{err}");
         assert!(normalise(vec![], "messages").is_err());
         assert!(normalise(vec![json!({"role":"user","content":"x"}); 1001], "messages").is_err());
+    }
+
+    #[test]
+    fn nul_characters_name_the_entry() {
+        let ok = json!({"role":"user","content":"x"});
+        let err = normalise(vec![ok.clone(), json!({"role":"user","content":"a\0b"})], "messages").unwrap_err();
+        assert!(err.is_invalid_input() && err.to_string().contains("`messages[1].content`"), "{err}");
+        let err = normalise(vec![json!({"role":"user","content":"x","metadata":{"m":"\0"}})], "messages").unwrap_err();
+        assert!(err.to_string().contains("`messages[0].metadata.m`"), "{err}");
+        let line = json!({"type":"user","message":{"role":"user","content":[{"type":"text","text":"\0"}]}});
+        let err = normalise(vec![line], "messages_file s.jsonl").unwrap_err();
+        assert!(err.to_string().contains("`messages_file s.jsonl[0].message.content[0].text`"), "{err}");
     }
 
     #[test]

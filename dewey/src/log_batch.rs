@@ -19,7 +19,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{DeweyError, Result};
-use crate::model::{LogLevel, NewLog, format_timestamp, parse_timestamp};
+use crate::model::{
+    LogLevel, NewLog, check_storable, check_storable_json, check_storable_opt, format_timestamp, parse_timestamp,
+};
 
 /// The UUIDv5 namespace of content-derived log ids. Never change it: ids
 /// derived before and after must agree for retries to dedup.
@@ -51,7 +53,10 @@ pub struct LogEntryInput {
 }
 
 /// Validates every entry and gives each its id. The first bad entry fails
-/// the whole batch, naming its index, so nothing of a bad batch is written.
+/// the whole batch as invalid input naming its index (`logs[3].message`), so
+/// nothing of a bad batch is written and a producer can set that entry
+/// aside and resend the rest. Anything either backend could not store (a
+/// NUL character) is caught here, never left to fail as a storage error.
 pub fn prepare(entries: Vec<LogEntryInput>) -> Result<Vec<NewLog>> {
     if entries.len() > MAX_LOG_BATCH {
         return Err(DeweyError::invalid(format!(
@@ -66,6 +71,12 @@ pub fn prepare(entries: Vec<LogEntryInput>) -> Result<Vec<NewLog>> {
         .map(|(i, entry)| {
             if entry.component.trim().is_empty() {
                 return Err(DeweyError::invalid(format!("`logs[{i}].component` is empty; name the component")));
+            }
+            check_storable(&entry.component, &format!("logs[{i}].component"))?;
+            check_storable(&entry.message, &format!("logs[{i}].message"))?;
+            check_storable_opt(entry.trace_id.as_deref(), &format!("logs[{i}].trace_id"))?;
+            if let Some(data) = &entry.data {
+                check_storable_json(data, &format!("logs[{i}].data"))?;
             }
             let created_at = entry
                 .created_at
@@ -177,5 +188,20 @@ mod tests {
         assert!(err.to_string().contains("logs[1].created_at"), "{err}");
         let err = prepare(vec![entry(json!({"id":"nope","component":"c","level":"INFO","message":"x"}))]).unwrap_err();
         assert!(err.to_string().contains("logs[0].id"), "{err}");
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_invalid_input_naming_the_entry() {
+        let ok = json!({"component":"c","level":"INFO","message":"fine"});
+        for (bad, path) in [
+            (json!({"component":"c\0","level":"INFO","message":"m"}), "logs[1].component"),
+            (json!({"component":"c","level":"INFO","message":"m\0"}), "logs[1].message"),
+            (json!({"component":"c","level":"INFO","message":"m","trace_id":"\0"}), "logs[1].trace_id"),
+            (json!({"component":"c","level":"INFO","message":"m","data":{"k":["\0"]}}), "logs[1].data.k[0]"),
+        ] {
+            let err = prepare(vec![entry(ok.clone()), entry(bad)]).unwrap_err();
+            assert!(err.is_invalid_input(), "{err}");
+            assert!(err.to_string().contains(&format!("`{path}`")), "{err}");
+        }
     }
 }

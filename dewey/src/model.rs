@@ -342,6 +342,57 @@ pub fn parse_uuid(value: &str, what: &str) -> Result<Uuid> {
     })
 }
 
+/// Refuses text Dewey could not store: PostgreSQL keeps no U+0000 in `text`
+/// or `jsonb` (it would fail the whole write as a storage error, which a
+/// retrying producer would resend forever), and SQLite's text functions stop
+/// at it. Both backends refuse it here, as the caller's mistake, named.
+pub fn check_storable(text: &str, what: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(DeweyError::invalid(format!(
+            "`{what}` contains a NUL character (U+0000), which cannot be stored; remove it or escape it"
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_storable`] for every key and string inside a JSON value; the
+/// error names the path to the bad one (`what.key[2]`).
+pub fn check_storable_json(value: &Value, what: &str) -> Result<()> {
+    fn walk(value: &Value, path: &mut String) -> Result<()> {
+        match value {
+            Value::String(s) => check_storable(s, path),
+            Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk(item, path)?;
+                path.truncate(len);
+                Ok(())
+            }),
+            Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+                if key.contains('\0') {
+                    return Err(DeweyError::invalid(format!(
+                        "`{path}` has a key containing a NUL character (U+0000), which cannot be stored: {key:?}; \
+                         remove it or escape it"
+                    )));
+                }
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                walk(item, path)?;
+                path.truncate(len);
+                Ok(())
+            }),
+            Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+        }
+    }
+    walk(value, &mut what.to_owned())
+}
+
+/// [`check_storable`] for an optional argument.
+pub fn check_storable_opt(text: Option<&str>, what: &str) -> Result<()> {
+    text.map_or(Ok(()), |t| check_storable(t, what))
+}
+
 /// Checks a `limit`/`offset` style argument against its allowed range.
 pub fn check_range(value: i64, what: &str, min: i64, max: i64) -> Result<i64> {
     if (min..=max).contains(&value) {
@@ -371,6 +422,20 @@ mod tests {
         assert_eq!(t.words(), ["near", "a", "or", "b", "c"]);
         assert_eq!(t.fts5(), "\"near\" \"a\" \"or\" \"b\" \"c\"");
         assert!(SearchTerms::parse("  ?! ", "query").is_err());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_path() {
+        assert!(check_storable("fine\u{1}", "m").is_ok());
+        let err = check_storable("a\0b", "logs[2].message").unwrap_err();
+        assert!(err.is_invalid_input());
+        assert!(err.to_string().contains("`logs[2].message` contains a NUL character"), "{err}");
+        let data = serde_json::json!({"ok": [1, "x"], "deep": {"list": ["y", "z\0"]}});
+        let err = check_storable_json(&data, "logs[0].data").unwrap_err();
+        assert!(err.to_string().contains("`logs[0].data.deep.list[1]`"), "{err}");
+        let err = check_storable_json(&serde_json::json!({"k\0": 1}), "metadata").unwrap_err();
+        assert!(err.to_string().contains("`metadata` has a key containing a NUL"), "{err}");
+        assert!(check_storable_json(&serde_json::json!({"a": {"b": [null, 1.5, true, "c"]}}), "m").is_ok());
     }
 
     #[test]

@@ -92,6 +92,7 @@ scenarios!(
     startup_contexts_end_to_end,
     legacy_direct_calls_work_for_every_tool,
     bad_inputs_are_refused_and_change_nothing,
+    nul_characters_are_invalid_input_naming_the_entry,
     messages_file_json_and_jsonl,
     messages_file_errors,
 );
@@ -636,6 +637,50 @@ async fn bad_inputs_are_refused_and_change_nothing(dewey: Dewey) {
         offset: 0,
     });
     assert_eq!(storage_conversations.await.unwrap().total, 1);
+}
+
+/// PostgreSQL cannot store U+0000. Before, a batch holding one failed whole
+/// as a storage error, which Godot's worker retries forever; now every
+/// backend refuses it as invalid input naming the entry, and stores nothing.
+async fn nul_characters_are_invalid_input_naming_the_entry(dewey: Dewey) {
+    let client = dewey.client().await;
+    let c: ConversationRecord = ok(&client, "dewey_begin_conversation", json!({})).await;
+    let id = c.conversation_id.clone();
+    let mut batch = godot_batch(10, true);
+    batch[6]["message"] = json!("before\u{0}after");
+    let message = fails(&client, "dewey_store_logs_batch", json!({"logs": batch})).await;
+    assert!(message.contains("`logs[6].message` contains a NUL character"), "{message}");
+    assert!(!message.contains("storage error"), "{message}");
+    let mut batch = godot_batch(3, false);
+    batch[1]["data"] = json!({"nested": ["ok", "\u{0}"]});
+    let message = fails(&client, "dewey_store_logs_batch", json!({"logs": batch})).await;
+    assert!(message.contains("`logs[1].data.nested[1]`"), "{message}");
+    assert_eq!(log_count(&client).await, 0, "nothing of a refused batch is stored");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("dewey_store_message", json!({"conversation_id": id, "role": "user", "content": "a\u{0}"}), "`content`"),
+        (
+            "dewey_store_message",
+            json!({"conversation_id": id, "role": "user", "content": "a", "metadata": {"k": "\u{0}"}}),
+            "`metadata.k`",
+        ),
+        ("dewey_begin_conversation", json!({"session_id": "s\u{0}"}), "`session_id`"),
+        (
+            "dewey_store_messages_bulk",
+            json!({"conversation_id": id, "messages": [{"role": "user", "content": "x"}, {"role": "user", "content": "\u{0}"}]}),
+            "`messages[1].content`",
+        ),
+        ("dewey_set_startup_context", json!({"name": "n", "content": "\u{0}"}), "`content`"),
+        ("dewey_query_logs", json!({"component": "c\u{0}"}), "`component`"),
+        ("dewey_search", json!({"query": "x", "session_id": "\u{0}"}), "`session_id`"),
+    ];
+    for (tool, args, needle) in &cases {
+        let message = fails(&client, tool, args.clone()).await;
+        assert!(message.contains(needle) && message.contains("NUL character"), "{tool}: {message}");
+        assert!(!message.contains("storage error"), "{tool}: {message}");
+    }
+    let full: ConversationWithMessages = ok(&client, "dewey_get_conversation", json!({"conversation_id": id})).await;
+    assert!(full.messages.is_empty(), "no refused call wrote a message");
+    assert_eq!(conversation_count(&client).await, 1);
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

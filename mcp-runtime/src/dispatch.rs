@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use tracing::Instrument;
 use crate::context::{LogFloor, RequestContext, SessionHandle};
 use crate::engine::{Call, CallFuture};
 use crate::extract::StateMap;
+use crate::godot_log::{self, ConnectionLog, GodotLog, Transport};
 use crate::protocol::{
     self, Envelope, LATEST_SESSION_VERSION, LogLevel, META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION,
     META_SERVER_INFO, RequestId, RequestMeta, SESSION_VERSIONS, STATELESS_VERSIONS, error_code, json_str,
@@ -69,6 +71,8 @@ pub(crate) struct ServerCore {
     /// `,"resultType":"complete","_meta":{…serverInfo…}`: appended to every
     /// stateless result.
     stateless_suffix: String,
+    /// The opt-in Godot sink (`godot_log.rs`), set by the builder.
+    pub(crate) godot_log: Option<GodotLog>,
 }
 
 impl ServerCore {
@@ -96,6 +100,7 @@ impl ServerCore {
             needs_client_capabilities,
             server_info,
             stateless_suffix,
+            godot_log: None,
         }
     }
 }
@@ -136,6 +141,12 @@ pub(crate) struct Session {
     /// future. The context stands in for the token: cloning it is an `Arc`
     /// increment, cloning a `CancellationToken` takes its lock.
     in_flight: HashMap<RequestId, RequestContext, FastHash>,
+    /// Set at `initialize` for Godot's worker, whose session the Godot sink
+    /// must not log (see `godot_log.rs`).
+    unlogged: bool,
+    /// The Godot sink's record of this session's opening and closing, when
+    /// the transport asked for one ([`Session::log_connection`]).
+    connection_log: Option<Box<ConnectionLog>>,
 }
 
 /// Everything any method reads from `params`, parsed in one pass.
@@ -159,6 +170,8 @@ struct Params<'a> {
     uri: Option<&'a RawValue>,
     #[serde(default, borrow)]
     capabilities: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "clientInfo")]
+    client_info: Option<&'a RawValue>,
 }
 
 /// What the transport itself says about a message, beside its text.
@@ -184,8 +197,9 @@ pub(crate) struct Routing<'a> {
 enum CallMode {
     /// `tools/call`: an MCP `CallToolResult`; `wrap` when the protocol
     /// version needs a non-object result wrapped (see [`tool::wraps_non_object_results`]);
-    /// which log messages reach the client.
-    Mcp { stateless: bool, wrap: bool, log_floor: LogFloor },
+    /// which log messages reach the client; `unlogged_client` when a
+    /// stateless request's `_meta` names Godot's worker (the Godot sink skips it).
+    Mcp { stateless: bool, wrap: bool, log_floor: LogFloor, unlogged_client: bool },
     /// Method = tool name: the tool's JSON as `result`, errors as JSON-RPC errors.
     Legacy,
 }
@@ -200,6 +214,8 @@ impl Session {
             notifications: None,
             log_level: LogLevel::Info,
             in_flight: HashMap::default(),
+            unlogged: false,
+            connection_log: None,
         }
     }
 
@@ -238,11 +254,46 @@ impl Session {
         }
     }
 
+    /// The session is over (its connection closed, its HTTP session
+    /// deleted or expired): running calls are cancelled and its end logged.
+    pub(crate) fn end(&mut self) {
+        self.cancel_all();
+        self.connection_log = None; // godot_log hook: records the closing
+    }
+
+    /// godot_log hook: the transport opened this session (a WebSocket
+    /// connection, a stdio session, a Streamable HTTP session) and wants it
+    /// logged when the Godot sink is on. The opening is recorded with the
+    /// session's first message, unless `initialize` names Godot's worker;
+    /// the closing when the session ends or is dropped.
+    pub(crate) fn log_connection(&mut self, transport: Transport, peer: Option<SocketAddr>) {
+        let Some(log) = &self.core.godot_log else { return };
+        if self.unlogged {
+            return;
+        }
+        let mut connection = log.connection(transport, peer);
+        if self.negotiated.is_some() {
+            // `initialize` came first (Streamable HTTP opens the session with it).
+            connection.announce();
+        }
+        self.connection_log = Some(connection);
+    }
+
     pub(crate) fn handle_text(&mut self, text: &str) -> Action {
         self.handle(text, Transported::default())
     }
 
     pub(crate) fn handle(&mut self, text: &str, transported: Transported<'_>) -> Action {
+        let action = self.route(text, transported);
+        // godot_log hook: a session is logged from its first message on,
+        // which `initialize` has read by now (Godot's worker: no log left).
+        if let Some(connection) = &mut self.connection_log {
+            connection.announce();
+        }
+        action
+    }
+
+    fn route(&mut self, text: &str, transported: Transported<'_>) -> Action {
         // serde would read an array positionally into the struct; only an
         // object is a request.
         if text.trim_start().as_bytes().first() != Some(&b'{') {
@@ -516,7 +567,12 @@ impl Session {
                     );
                 }
                 let wrap = tool::wraps_non_object_results(self.version(stateless));
-                self.start_call(id_raw, id, tool, arguments, progress, CallMode::Mcp { stateless, wrap, log_floor })
+                // godot_log hook: a stateless request names its client in its own `_meta`.
+                let unlogged_client = stateless
+                    && self.core.godot_log.is_some()
+                    && godot_log::is_unlogged_client(meta.and_then(|m| m.client_info));
+                let mode = CallMode::Mcp { stateless, wrap, log_floor, unlogged_client };
+                self.start_call(id_raw, id, tool, arguments, progress, mode)
             }
             _ => unreachable!("every protocol method is matched above"),
         }
@@ -551,6 +607,11 @@ impl Session {
         // Kept only where a tool will ask (most servers have none that do).
         if self.core.needs_client_capabilities {
             self.client_capabilities = params.capabilities.filter(|c| c.get().starts_with('{')).map(RawValue::to_owned);
+        }
+        // godot_log hook: Godot's worker is never logged, not even its connection.
+        if self.core.godot_log.is_some() && godot_log::is_unlogged_client(params.client_info) {
+            self.unlogged = true;
+            self.connection_log = None;
         }
         tracing::debug!(requested = %requested, version, "session initialized");
         let mut result = String::with_capacity(256);
@@ -683,6 +744,12 @@ impl Session {
         };
         let span = tracing::debug_span!("request", id = %id, method, tool = tool.name());
         let call_id = id.clone();
+        // godot_log hook: times the call when the Godot sink is on.
+        let unlogged = match mode {
+            CallMode::Mcp { stateless: true, unlogged_client, .. } => unlogged_client,
+            _ => self.unlogged,
+        };
+        let call_log = self.core.godot_log.as_ref().filter(|_| !unlogged).map(|log| log.call(tool.name()));
         let future: CallFuture = Box::pin(
             async move {
                 // Cancellation wins whenever it has happened, so a cancelled
@@ -701,6 +768,9 @@ impl Session {
                     cancelled.as_mut().poll(cx).map(|()| None)
                 })
                 .await;
+                if let Some(call_log) = call_log {
+                    call_log.finish(outcome.as_ref()); // godot_log hook
+                }
                 outcome.map(|outcome| match mode {
                     CallMode::Mcp { wrap, .. } => mcp_result(&id_raw, &tool, outcome, stateless_core.as_deref(), wrap),
                     CallMode::Legacy => legacy_result(&id_raw, &tool, outcome),

@@ -19,6 +19,7 @@
 //! running calls.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,6 +29,7 @@ use futures_util::{Future, Stream};
 
 use crate::context::{Queued, RequestContext};
 use crate::dispatch::{Action, ServerCore, Session};
+use crate::godot_log::Transport;
 use crate::protocol::RequestId;
 
 /// A running tool call's work: resolves to the response, or `None` when the
@@ -209,8 +211,17 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(core: Arc<ServerCore>, max_in_flight: usize) -> Engine {
-        Engine { session: Session::new(core), calls: CallSet::default(), max_in_flight }
+    /// The session of a connection `transport` just opened, from `peer`
+    /// (logged to Godot when that sink is on).
+    pub(crate) fn new(
+        core: Arc<ServerCore>,
+        max_in_flight: usize,
+        transport: Transport,
+        peer: Option<SocketAddr>,
+    ) -> Engine {
+        let mut session = Session::new(core);
+        session.log_connection(transport, peer);
+        Engine { session, calls: CallSet::default(), max_in_flight }
     }
 
     /// Whether another message may be read: below the in-flight cap.
@@ -290,9 +301,10 @@ impl Engine {
         }
     }
 
-    /// The connection is gone or closing: every running call is cancelled.
+    /// The connection is gone or closing: every running call is cancelled
+    /// and the session ends.
     pub(crate) fn close(&mut self) {
-        self.session.cancel_all();
+        self.session.end();
         self.calls.clear();
     }
 }

@@ -16,6 +16,7 @@ mod dispatch;
 mod engine;
 pub mod error;
 pub mod extract;
+mod godot_log;
 mod http;
 pub mod protocol;
 mod registry;

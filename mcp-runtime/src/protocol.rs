@@ -118,6 +118,8 @@ pub(crate) struct RequestMeta<'a> {
     pub client_capabilities: Option<&'a RawValue>,
     #[serde(default, borrow, rename = "io.modelcontextprotocol/logLevel")]
     pub log_level: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "io.modelcontextprotocol/clientInfo")]
+    pub client_info: Option<&'a RawValue>,
 }
 
 /// serde_json's " at line 1 column 17" means nothing to someone who sent

@@ -119,6 +119,7 @@ impl Server {
             session_idle_timeout: None,
             allowed_origins: Vec::new(),
             auth_token: None,
+            godot_url: None,
         }
     }
 }
@@ -153,6 +154,8 @@ pub struct ServerBuilder {
     session_idle_timeout: Option<Duration>,
     allowed_origins: Vec<String>,
     auth_token: Option<String>,
+    /// `Some(None)`: the Godot sink is off whatever the environment says.
+    godot_url: Option<Option<String>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -331,6 +334,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Where to log connections and tool calls (Godot's `ws://` URL), or
+    /// `None` for nowhere. Without this call, `GODOT_URL` decides (and
+    /// `LOGGING_ENABLED=false` turns it off); see the README.
+    pub fn log_to_godot(mut self, url: Option<&str>) -> Self {
+        self.godot_url = Some(url.map(str::to_owned));
+        self
+    }
+
     /// The Markdown tool catalog (what `--list-tools` prints), after the
     /// same checks as [`ServerBuilder::check`].
     pub fn catalog_markdown(&self) -> Result<String, Error> {
@@ -398,7 +409,9 @@ impl ServerBuilder {
 
         let has_state = |type_id: TypeId| self.state.contains(type_id);
         let registry = Registry::build(self.tools, Some(&has_state))?;
-        let core = ServerCore::new(
+        let godot_url = self.godot_url.unwrap_or_else(crate::godot_log::url_from_env);
+        let godot_log = godot_url.map(|url| crate::godot_log::GodotLog::start(&url, &self.name)).transpose()?;
+        let mut core = ServerCore::new(
             self.name,
             self.version,
             self.instructions,
@@ -406,6 +419,7 @@ impl ServerBuilder {
             Arc::new(self.state),
             tools_page_size,
         );
+        core.godot_log = godot_log;
         let config = TransportConfig {
             max_message_size,
             max_in_flight,
@@ -674,7 +688,9 @@ Environment (these win over the service's builder):
   MCP_AUTH_TOKEN           require `Authorization: Bearer <token>` on HTTP and WebSocket
   MCP_TRANSPORT            `stdio` does what --stdio does
   MCP_PING_INTERVAL_SECS   keepalive period, 0 = off [default: 30]
-  MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown [default: 10]";
+  MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown [default: 10]
+  GODOT_URL                log connections and tool calls to this Godot (ws://) [default: off]
+  LOGGING_ENABLED          false turns GODOT_URL off [default: true]";
 
 type SetupFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<StateMap, String>> + Send>> + Send>;
 
@@ -817,6 +833,7 @@ impl BoundServer {
         }
         accepting.cancel();
         let _ = accept_task.await;
+        service.flush_godot_log().await; // godot_log hook: the closings just recorded
         Ok(())
     }
 }
@@ -844,6 +861,8 @@ async fn serve_http(
 ) -> Option<transport::PendingUpgrade> {
     // Responses are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
+    // godot_log hook: the sink logs who opened a session; nothing else reads the peer.
+    let peer = if service.core.godot_log.is_some() { stream.peer_addr().ok() } else { None };
     let io = TokioIo::new(stream);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(service.config.handshake_timeout);
@@ -862,6 +881,9 @@ async fn serve_http(
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
             if request.headers().contains_key(header::UPGRADE) {
                 request.extensions_mut().insert(slot.clone());
+            }
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             }
             router.clone().oneshot(request)
         })

@@ -16,6 +16,10 @@ use crate::http::{self, SessionTable};
 use crate::server::ShutdownHandle;
 use crate::stdio;
 
+/// How long the end of serving waits for the Godot sink's last send (the
+/// link to Godot may still have to be made; Godot may be down).
+const GODOT_LOG_LAST_FLUSH: Duration = Duration::from_secs(2);
+
 /// Settings every transport reads, resolved once by the builder.
 #[derive(Debug, Clone)]
 pub(crate) struct TransportConfig {
@@ -55,6 +59,14 @@ impl Service {
             tasks: TaskTracker::new(),
             sweeper_started: AtomicBool::new(false),
         })
+    }
+
+    /// Sends what the Godot sink still holds (the closings of the sessions
+    /// that just ended), waiting at most [`GODOT_LOG_LAST_FLUSH`]: serving is over.
+    pub(crate) async fn flush_godot_log(&self) {
+        if let Some(log) = &self.core.godot_log {
+            log.flush(GODOT_LOG_LAST_FLUSH).await;
+        }
     }
 
     /// Starts the idle-session sweeper once, from inside the runtime.

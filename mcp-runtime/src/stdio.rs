@@ -19,6 +19,7 @@ use tokio::time::Sleep;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::engine::{Engine, Outgoing};
+use crate::godot_log::Transport;
 use crate::protocol::{self, error_code};
 use crate::service::Service;
 
@@ -39,7 +40,7 @@ where
     let max = config.max_message_size;
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(max));
     let mut out = BufWriter::new(output);
-    let mut engine = Engine::new(service.core.clone(), config.max_in_flight);
+    let mut engine = Engine::new(service.core.clone(), config.max_in_flight, Transport::Stdio, None);
     let mut dirty = false;
     let mut draining = false;
     let mut grace: Option<Pin<Box<Sleep>>> = None;
@@ -116,6 +117,8 @@ where
     engine.close();
     let flushed = out.flush().await;
     tracing::debug!("stdio session closed");
+    drop(engine);
+    service.flush_godot_log().await; // godot_log hook: the process exits next
     result.and(flushed)
 }
 

@@ -11,6 +11,7 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::ServerCore;
 use crate::engine::{Engine, Outgoing};
+use crate::godot_log::Transport;
 use crate::protocol::{self, error_code};
 use crate::service::{Service, TransportConfig};
 
@@ -95,6 +97,8 @@ impl UpgradeSlot {
 /// A WebSocket handshake answered with 101, waiting for hyper to hand over the socket.
 pub(crate) struct PendingUpgrade {
     on_upgrade: OnUpgrade,
+    /// Who connected, when known (for the Godot sink).
+    peer: Option<SocketAddr>,
 }
 
 impl PendingUpgrade {
@@ -108,7 +112,8 @@ impl PendingUpgrade {
             }
         };
         let config = Some(websocket_config(&service.config));
-        let connection = Connection::new(service.core.clone(), service.config.clone(), service.shutdown.child_token());
+        let connection =
+            Connection::new(service.core.clone(), service.config.clone(), service.shutdown.child_token(), self.peer);
         // The listener's connections come back as the TCP stream itself:
         // the WebSocket then reads the socket directly, without hyper's
         // wrappers (fewer layers per read, less memory per connection).
@@ -168,7 +173,8 @@ pub(crate) fn upgrade(service: &Arc<Service>, mut request: Request) -> Response 
     };
     let accept = derive_accept_key(key.as_bytes());
     let subprotocol = offers_subprotocol(headers);
-    let pending = PendingUpgrade { on_upgrade: hyper::upgrade::on(&mut request) };
+    let peer = crate::http::peer(&request);
+    let pending = PendingUpgrade { on_upgrade: hyper::upgrade::on(&mut request), peer };
     match request.extensions().get::<UpgradeSlot>() {
         Some(slot) => slot.put(pending),
         None => {
@@ -252,8 +258,13 @@ struct Barrier {
 }
 
 impl Connection {
-    fn new(core: Arc<ServerCore>, config: Arc<TransportConfig>, shutdown: CancellationToken) -> Connection {
-        let engine = Engine::new(core, config.max_in_flight);
+    fn new(
+        core: Arc<ServerCore>,
+        config: Arc<TransportConfig>,
+        shutdown: CancellationToken,
+        peer: Option<SocketAddr>,
+    ) -> Connection {
+        let engine = Engine::new(core, config.max_in_flight, Transport::WebSocket, peer);
         Connection { engine, config, shutdown, dirty: false, barrier: None }
     }
 

@@ -30,6 +30,7 @@ pub fn binary(name: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct ServerProcess {
     name: String,
+    args: Vec<String>,
     envs: Vec<(String, String)>,
     child: Option<Child>,
     addr: SocketAddr,
@@ -42,14 +43,26 @@ impl ServerProcess {
         Self::start_on_port(name, 0, envs)
     }
 
+    /// Like [`ServerProcess::start`], with command-line arguments (`godot serve`).
+    pub fn start_with_args(name: &str, args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+        Self::launch(name, args, 0, envs)
+    }
+
     /// Starts `name` on `port`; used to restart a server where its clients
     /// expect it. Retries briefly while the old socket is still being released.
     pub fn start_on_port(name: &str, port: u16, envs: &[(&str, &str)]) -> ServerProcess {
+        Self::launch(name, &[], port, envs)
+    }
+
+    fn launch(name: &str, args: &[&str], port: u16, envs: &[(&str, &str)]) -> ServerProcess {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let envs: Vec<(String, String)> = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut last_error = String::new();
         for _ in 0..50 {
-            match spawn(name, port, &envs) {
-                Ok((child, addr)) => return ServerProcess { name: name.to_owned(), envs, child: Some(child), addr },
+            match spawn(name, &args, port, &envs) {
+                Ok((child, addr)) => {
+                    return ServerProcess { name: name.to_owned(), args, envs, child: Some(child), addr };
+                }
                 Err(e) if port != 0 => {
                     last_error = e;
                     std::thread::sleep(Duration::from_millis(100));
@@ -103,7 +116,8 @@ impl ServerProcess {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let envs: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let again = ServerProcess::start_on_port(&self.name, self.addr.port(), &envs);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let again = ServerProcess::launch(&self.name, &args, self.addr.port(), &envs);
         *self = again;
     }
 }
@@ -114,9 +128,10 @@ impl Drop for ServerProcess {
     }
 }
 
-fn spawn(name: &str, port: u16, envs: &[(String, String)]) -> Result<(Child, SocketAddr), String> {
+fn spawn(name: &str, args: &[String], port: u16, envs: &[(String, String)]) -> Result<(Child, SocketAddr), String> {
     let mut command = Command::new(binary(name));
     command
+        .args(args)
         .env("MCP_HOST", "127.0.0.1")
         .env("MCP_PORT", port.to_string())
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))

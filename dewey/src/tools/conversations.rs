@@ -6,13 +6,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{object, page};
+use super::{check_metadata, object, page};
 use crate::bulk_messages::{self, MessageFiles};
 use crate::error::{DeweyError, Result};
 use crate::model::{
     BulkStored, BulkTarget, ConversationPage, ConversationQuery, ConversationRecord, ConversationWithMessages,
-    NewMessage, Role, SearchHit, SearchQuery, SearchTerms, SortBy, StoredMessage, check_range,
-    parse_optional_timestamp, parse_uuid,
+    NewMessage, Role, SearchHit, SearchQuery, SearchTerms, SortBy, StoredMessage, check_range, check_storable,
+    check_storable_opt, parse_optional_timestamp, parse_uuid,
 };
 use crate::storage::{MAX_TURN, Storage};
 
@@ -25,6 +25,8 @@ pub async fn begin_conversation(
     /// Optional metadata as key-value pairs
     metadata: Option<Map<String, Value>>,
 ) -> Result<ConversationRecord> {
+    check_storable_opt(session_id.as_deref(), "session_id")?;
+    check_metadata(&metadata, "metadata")?;
     store.begin_conversation(session_id, object(metadata)).await
 }
 
@@ -45,6 +47,8 @@ pub async fn store_message(
 ) -> Result<StoredMessage> {
     let id = parse_uuid(&conversation_id, "conversation_id")?;
     let turn = turn_number.map(|t| check_range(t, "turn_number", 1, MAX_TURN)).transpose()?;
+    check_storable(&content, "content")?;
+    check_metadata(&metadata, "metadata")?;
     store.store_message(id, turn, NewMessage { role, content, metadata: object(metadata) }).await
 }
 
@@ -79,7 +83,11 @@ pub async fn store_messages_bulk(
             }
             BulkTarget::Existing(parse_uuid(&id, "conversation_id")?)
         }
-        None => BulkTarget::New { session_id, metadata: object(metadata) },
+        None => {
+            check_storable_opt(session_id.as_deref(), "session_id")?;
+            check_metadata(&metadata, "metadata")?;
+            BulkTarget::New { session_id, metadata: object(metadata) }
+        }
     };
     let entries: Vec<NewMessage> = match (messages, messages_file) {
         (Some(_), Some(_)) => {
@@ -124,6 +132,7 @@ pub async fn list_conversations(
     sort_by: SortBy,
 ) -> Result<ConversationPage> {
     let (limit, offset) = page(limit, offset)?;
+    check_storable_opt(session_id.as_deref(), "session_id")?;
     store.list_conversations(ConversationQuery { session_id, sort_by, limit, offset }).await
 }
 
@@ -181,6 +190,7 @@ pub async fn search(
     offset: i64,
 ) -> Result<SearchResults> {
     let terms = SearchTerms::parse(&query, "query")?;
+    check_storable_opt(session_id.as_deref(), "session_id")?;
     let (limit, offset) = page(limit, offset)?;
     let start = parse_optional_timestamp(start_date.as_deref(), "start_date")?;
     let end = parse_optional_timestamp(end_date.as_deref(), "end_date")?;

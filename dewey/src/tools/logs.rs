@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DeweyError, Result};
 use crate::log_batch::{self, LogEntryInput};
 use crate::model::{
-    LogBatchStored, LogLevel, LogQuery, LogRecord, LogStats, SearchTerms, check_range, parse_optional_timestamp,
+    LogBatchStored, LogLevel, LogQuery, LogRecord, LogStats, SearchTerms, check_range, check_storable_opt,
+    parse_optional_timestamp,
 };
 use crate::storage::Storage;
 
@@ -56,6 +57,8 @@ pub async fn query_logs(
     limit: i64,
 ) -> Result<LogQueryResult> {
     let limit = check_range(limit, "limit", 1, 1000)?;
+    check_storable_opt(trace_id.as_deref(), "trace_id")?;
+    check_storable_opt(component.as_deref(), "component")?;
     let start = parse_optional_timestamp(start_time.as_deref(), "start_time")?;
     let end = parse_optional_timestamp(end_time.as_deref(), "end_time")?;
     if let (Some(s), Some(e)) = (start, end)
@@ -90,6 +93,7 @@ pub async fn clear_logs(
     before_time: Option<String>,
 ) -> Result<ClearedLogs> {
     let before = parse_optional_timestamp(before_time.as_deref(), "before_time")?;
+    check_storable_opt(component.as_deref(), "component")?;
     if component.is_none() && before.is_none() {
         return Err(DeweyError::invalid(
             "give `component` and/or `before_time`; to clear every log, pass `before_time` set to now",

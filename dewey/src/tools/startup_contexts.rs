@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DeweyError, Result};
-use crate::model::StartupContext;
+use crate::model::{StartupContext, check_storable, check_storable_opt};
 use crate::storage::{Storage, context_not_found};
 
 /// What `dewey_get_startup_context` returns.
@@ -24,6 +24,7 @@ pub async fn get_startup_context(
     /// Optional context name (defaults to active)
     name: Option<String>,
 ) -> Result<StartupContextLookup> {
+    check_storable_opt(name.as_deref(), "name")?;
     match store.get_startup_context(name.clone()).await? {
         Some(context) => Ok(StartupContextLookup { found: true, context: Some(context) }),
         None => match name {
@@ -58,6 +59,8 @@ pub async fn set_startup_context(
     if name.trim().is_empty() {
         return Err(DeweyError::invalid("`name` is empty; give the context a name"));
     }
+    check_storable(&name, "name")?;
+    check_storable(&content, "content")?;
     let (context, created) = store.set_startup_context(name, content, set_active).await?;
     Ok(SetStartupContext { context, created })
 }
@@ -102,6 +105,7 @@ pub async fn delete_startup_context(
     #[mcp(default = false)]
     force: bool,
 ) -> Result<DeletedStartupContext> {
+    check_storable(&name, "name")?;
     let context = store.delete_startup_context(name, force).await?;
     Ok(DeletedStartupContext { name: context.name, deleted: true, was_active: context.is_active })
 }

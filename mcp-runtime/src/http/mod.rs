@@ -17,6 +17,7 @@ mod session;
 pub(crate) mod sse;
 
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,6 +39,7 @@ use self::sse::{EventLog, LogReader};
 use crate::access::AccessLayer;
 use crate::dispatch::{Action, Routing, Session, Transported};
 use crate::engine::{Call, CallEvent};
+use crate::godot_log::Transport;
 use crate::protocol::{self, SESSION_VERSIONS, error_code};
 use crate::service::Service;
 use crate::transport;
@@ -59,6 +61,13 @@ pub(crate) fn router(service: Arc<Service>) -> Router {
         .fallback(fallback)
         .layer(AccessLayer(service.clone()))
         .with_state(service)
+}
+
+/// The client's address, where the server that runs the router recorded
+/// it: the listener does when the Godot sink is on (the only reader), axum's
+/// `into_make_service_with_connect_info` does for a router mounted elsewhere.
+pub(crate) fn peer<B>(request: &axum::http::Request<B>) -> Option<SocketAddr> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0)
 }
 
 /// A JSON-RPC error as an HTTP response with `status`.
@@ -139,6 +148,7 @@ async fn fallback(State(service): State<Arc<Service>>, request: Request) -> Resp
 }
 
 async fn post_message(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let peer = peer(&request);
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     if service.shutdown.is_cancelled() {
@@ -194,7 +204,7 @@ async fn post_message(State(service): State<Arc<Service>>, request: Request) -> 
             match action {
                 Action::Nothing => StatusCode::ACCEPTED.into_response(),
                 Action::Reply(reply) => match transient.negotiated_version() {
-                    Some(version) => open_session(&service, transient, version, reply.text),
+                    Some(version) => open_session(&service, transient, version, reply.text, peer),
                     None => json(sessionless_status(reply.error), reply.text),
                 },
                 Action::Call(call) => stateless_call(&service, call).await,
@@ -249,9 +259,16 @@ fn unknown_session() -> Response {
 }
 
 /// `initialize` succeeded: the session exists from now on.
-fn open_session(service: &Service, engine: Session, version: &'static str, reply: String) -> Response {
+fn open_session(
+    service: &Service,
+    engine: Session,
+    version: &'static str,
+    reply: String,
+    peer: Option<SocketAddr>,
+) -> Response {
     match service.sessions.create(engine, version) {
         Ok(session) => {
+            session.engine().log_connection(Transport::StreamableHttp, peer); // godot_log hook
             tracing::debug!(session = %session.id, version, "Streamable HTTP session opened");
             let mut response = json(StatusCode::OK, reply);
             if let Ok(id) = HeaderValue::from_str(&session.id) {

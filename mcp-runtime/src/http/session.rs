@@ -138,7 +138,7 @@ impl HttpSession {
     /// Ends the session: its calls are cancelled and its streams end.
     fn close(&self) {
         self.closed.cancel();
-        self.engine().cancel_all();
+        self.engine().end();
         for log in self.streams().logs.values() {
             log.end();
         }
