@@ -142,3 +142,161 @@ async fn with_godot_down_calls_go_on_and_every_record_is_delivered_or_counted() 
 fn mcp_runtime_flush() -> Duration {
     Duration::from_millis(250)
 }
+
+/// One request to a Streamable HTTP endpoint, through hyper's client: the
+/// status, the session id it issued, and its JSON body (`Null` when empty).
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Option<String>, Value) {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri("/mcp")
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = body.map_or_else(String::new, |b| b.to_string());
+    let response = sender.send_request(request.body(Full::new(hyper::body::Bytes::from(body))).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+    let json = response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    assert!(json || value.is_null(), "a call that sends no notifications is answered with JSON");
+    (status, session, value)
+}
+
+/// A stateless (2026-07-28) `tools/call` over HTTP as client `client`.
+async fn stateless_call(addr: std::net::SocketAddr, client: &str, tool: &str) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": tool, "arguments": {},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": client, "version": "1"},
+        },
+    }});
+    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", tool)];
+    let (status, session, reply) = http(addr, "POST", &headers, Some(body)).await;
+    assert_eq!((status, session), (200, None), "{reply}");
+    reply
+}
+
+fn with_transport<'a>(logs: &'a [Value], message: &str, transport: &str) -> Option<&'a Value> {
+    logs.iter().find(|l| l["message"] == message && l["data"]["transport"] == transport)
+}
+
+/// The sink lives in the session engine, not in the WebSocket transport:
+/// the `dewey` binary (a real process, GODOT_URL set) logs a Streamable
+/// HTTP session and a stdio session as it logs a WebSocket connection, each
+/// record naming its transport, and a stateless request's tool call; a
+/// stateless request from Godot's worker is not logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_over_streamable_http_and_stdio_are_logged_as_websocket_ones_are() {
+    let (dewey_dir, godot_dir, logged_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_port();
+    let godot_url = format!("ws://127.0.0.1:{port}/");
+    let (dewey_url, _dewey) = dewey(&godot_url, dewey_dir.path()).await;
+    let (_godot, _worker) = godot(port, &dewey_url, godot_dir.path()).await;
+    let client = Client::connect(&dewey_url).await.unwrap();
+    let data_dir = logged_dir.path().to_str().unwrap();
+    let envs = [("GODOT_URL", godot_url.as_str()), ("DEWEY_DATA_DIR", data_dir), ("LOGGING_ENABLED", "true")];
+
+    // Streamable HTTP: a session (initialize, a call, DELETE), then stateless calls.
+    let logged = mcp_tests::ServerProcess::start("dewey", &envs);
+    let addr = logged.addr();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "http-test", "version": "1"}}});
+    let (status, session, reply) = http(addr, "POST", &[], Some(init)).await;
+    assert_eq!(status, 200, "{reply}");
+    let session = session.expect("initialize issues a session id");
+    let in_session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(http(addr, "POST", &in_session, Some(initialized)).await.0, 202);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "dewey_list_conversations", "arguments": {}}});
+    let (status, _, reply) = http(addr, "POST", &in_session, Some(call)).await;
+    assert_eq!((status, reply["result"]["isError"].as_bool()), (200, Some(false)), "{reply}");
+    // Godot's worker's call first, then a marker that is logged: once the
+    // marker is stored, the worker's call would have been too.
+    let unlogged = stateless_call(addr, "godot-worker", "dewey_get_log_stats").await;
+    assert!(unlogged["result"].is_object(), "{unlogged}");
+    let marker = stateless_call(addr, "someone", "dewey_list_startup_contexts").await;
+    assert!(marker["result"].is_object(), "{marker}");
+    until("the HTTP session's opening and both logged calls", || async {
+        let logs = dewey_logs(&client).await;
+        with_transport(&logs, "connection opened", "streamable-http").is_some()
+            && logs.iter().any(|l| l["message"] == "tool call dewey_list_conversations: ok")
+            && logs.iter().any(|l| l["message"] == "tool call dewey_list_startup_contexts: ok")
+    })
+    .await;
+    assert_eq!(http(addr, "DELETE", &in_session, None).await.0, 200);
+    until("the HTTP session's closing", || async {
+        with_transport(&dewey_logs(&client).await, "connection closed", "streamable-http").is_some()
+    })
+    .await;
+    let logs = dewey_logs(&client).await;
+    let opened = with_transport(&logs, "connection opened", "streamable-http").unwrap();
+    assert!(opened["data"]["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{opened}");
+    let closed = with_transport(&logs, "connection closed", "streamable-http").unwrap();
+    assert!(closed["data"]["open_ms"].as_f64().unwrap() > 0.0, "{closed}");
+    assert!(logs.iter().all(|l| l["data"]["tool"] != "dewey_get_log_stats"), "Godot's worker is never logged");
+    let stateless_opened = logs.iter().filter(|l| l["message"] == "connection opened").count();
+    assert_eq!(
+        stateless_opened, 2,
+        "the test's WebSocket client and the one HTTP session; a stateless request is no session"
+    );
+    drop(logged);
+
+    // stdio: the process serves one session and exits at EOF; the closing
+    // still reaches Godot (the sink sends what it holds before exiting).
+    let mut stdio = tokio::process::Command::new(mcp_tests::binary("dewey"))
+        .arg("--stdio")
+        .envs(envs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "stdio-test", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "dewey_get_startup_context", "arguments": {"name": "stdio-marker"}}}),
+    ];
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = stdio.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        // Dropping stdin is EOF: the session drains and the process exits.
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), stdio.wait_with_output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let replies: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(replies[1]["result"].is_object(), "{}", replies[1]);
+    until("the stdio session's opening, call and closing", || async {
+        let logs = dewey_logs(&client).await;
+        with_transport(&logs, "connection opened", "stdio").is_some()
+            && with_transport(&logs, "connection closed", "stdio").is_some()
+            && logs.iter().any(|l| l["data"]["tool"] == "dewey_get_startup_context")
+    })
+    .await;
+    let logs = dewey_logs(&client).await;
+    assert!(with_transport(&logs, "connection opened", "stdio").unwrap()["data"]["peer"].is_null());
+}
