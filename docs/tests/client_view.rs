@@ -232,3 +232,36 @@ async fn godot_logger_log_checks_what_the_seed_queued_unread() {
     )
     .await;
 }
+
+/// Seed 004's Godot queued into a Redis list; the port's queue is a stream.
+/// A list still holding entries under `LOG_QUEUE_NAME` is refused at the
+/// call, and nothing is lost from it; once drained (Redis deletes an empty
+/// list), the same name serves the stream, and the seeds' level hash is read.
+#[tokio::test]
+async fn godot_on_the_seeds_redis() {
+    let redis = mcp_tests::TestRedis::start();
+    redis.command(&["LPUSH", "logs", r#"{"component":"old","level":"INFO","message":"queued by Python"}"#]);
+    redis.command(&["HSET", "logger_config:levels", "chatty", "ERROR"]);
+    let config = godot::Config::redis(redis.url(), "logs");
+    let queue = godot::Queue::open(&config).unwrap();
+    let facade = godot::Facade::start(queue, &config);
+    let bound = godot::server(facade).bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", bound.local_addr());
+    tokio::spawn(bound.serve());
+    let mut wire = Wire::session(&url).await;
+
+    let refused = wire.call("logger_log", json!({"component": "fiedler", "level": "INFO", "message": "started"})).await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    // The text names Redis's URL and script, which vary; the guide quotes the rest.
+    let text = refused["result"]["content"][0]["text"].as_str().unwrap();
+    for part in ["WRONGTYPE", "Operation against a key holding the wrong kind of value", "the entry was not queued"] {
+        assert!(text.contains(part), "{text}");
+        assert_quoted(part);
+    }
+    assert_eq!(redis.command(&["LLEN", "logs"]), ":1", "the Python entry is still there");
+    redis.command(&["RPOP", "logs"]);
+    let ok = wire.call("logger_log", json!({"component": "fiedler", "level": "INFO", "message": "started"})).await;
+    assert_eq!(ok["result"]["structuredContent"]["status"], "ok", "{ok}");
+    let filtered = wire.call("logger_log", json!({"component": "chatty", "level": "INFO", "message": "noise"})).await;
+    assert_eq!(filtered["result"]["structuredContent"]["status"], "filtered", "{filtered}");
+}
