@@ -5,7 +5,7 @@
 //! `# fn main` ends the quotation: what follows is the guide's own code. The doctests prove
 //! the quotations compile against the ports' crates; this proves they are
 //! still what the ports say, so a port that changes fails here until the
-//! guide follows.
+//! guide follows. The guide's links into the READMEs are followed too.
 
 mod guide;
 
@@ -73,4 +73,65 @@ fn quoted_port_code_is_what_the_ports_say() {
             );
         }
     }
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors(markdown: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            found.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+/// The guide links into the READMEs, which other work edits: a renamed
+/// section or a moved file fails here instead of leaving a dead link.
+#[test]
+fn the_guides_links_lead_somewhere() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for piece in GUIDE.split("](").skip(1) {
+        let Some(target) = piece.split(')').next() else { continue };
+        if target.starts_with("http") || target.contains(' ') {
+            continue;
+        }
+        let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+        let text = if path.is_empty() {
+            GUIDE.to_owned()
+        } else {
+            let file = docs.join(path);
+            assert!(file.exists(), "docs/migrating.md links to {path}, which does not exist");
+            if file.is_dir() || fragment.is_empty() {
+                checked += 1;
+                continue;
+            }
+            std::fs::read_to_string(&file).unwrap()
+        };
+        if !fragment.is_empty() {
+            assert!(
+                anchors(&text).iter().any(|a| a == fragment),
+                "docs/migrating.md links to {target}, but {} has no heading with that anchor",
+                if path.is_empty() { "the guide" } else { path }
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} links found: is the parser still reading the guide?");
 }

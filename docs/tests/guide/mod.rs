@@ -2,7 +2,8 @@
 //! text the real services produce is quoted in it verbatim.
 //!
 //! After changing a message in the runtime or a port, run the guide's tests
-//! with `GUIDE_LIST_QUOTES=1` to print every text the guide must quote
+//! with `GUIDE_LIST_QUOTES=1` (and `-- --nocapture`, or libtest keeps the
+//! output of passing tests) to print every text the guide must quote
 //! instead of stopping at the first one it lacks.
 
 #![allow(dead_code)]
