@@ -44,6 +44,10 @@ step "checking formatting (cargo fmt --check)" cargo fmt --all -- --check
 step "linting (clippy, warnings are errors)" \
   cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "installing test peers" bash scripts/install-test-peers.sh
-# The test run below reuses these artifacts (same profile and features).
-step "building every binary the tests start" cargo build --workspace --bins --all-features --locked
+# One build of everything the test run needs: the binaries the end-to-end
+# tests start and the test targets themselves. Building the tests in the same
+# invocation matters: dev-dependencies add features to shared crates (tokio's
+# test-util), and a `--bins`-only build would compile those crates a second
+# time with a different feature set when the tests are built.
+step "building every binary and test" cargo build --workspace --all-targets --all-features --locked
 step "running the test suite" env MCP_TEST_PEERS="$peers" cargo test --workspace --all-features --locked "$@"
