@@ -44,10 +44,12 @@ step "checking formatting (cargo fmt --check)" cargo fmt --all -- --check
 step "linting (clippy, warnings are errors)" \
   cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "installing test peers" bash scripts/install-test-peers.sh
-# One build of everything the test run needs: the binaries the end-to-end
-# tests start and the test targets themselves. Building the tests in the same
-# invocation matters: dev-dependencies add features to shared crates (tokio's
-# test-util), and a `--bins`-only build would compile those crates a second
-# time with a different feature set when the tests are built.
-step "building every binary and test" cargo build --workspace --all-targets --all-features --locked
+# One build of everything the test run needs, by the very command that runs
+# it: `cargo test` builds the test targets and, for every package with
+# integration tests, its binaries (which the end-to-end tests start). A
+# separate `cargo build` would use the dev profile and a different feature
+# set (dev-dependencies add tokio's test-util), and the workspace would be
+# compiled twice.
+step "building every binary and test" \
+  env MCP_TEST_PEERS="$peers" cargo test --workspace --all-features --locked --no-run
 step "running the test suite" env MCP_TEST_PEERS="$peers" cargo test --workspace --all-features --locked "$@"

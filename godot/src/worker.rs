@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
+use mcp_runtime::client::Backoff;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
@@ -75,19 +75,18 @@ pub async fn run(queue: Queue, config: Config, shutdown: CancellationToken) {
 }
 
 async fn lane(shared: Arc<Shared>, consumer: Consumer) {
-    let mut failures = 0u32;
+    let mut failing: Option<Backoff> = None;
     while !shared.shutdown.is_cancelled() {
         let batch = match collect(&shared, &consumer).await {
             Ok(batch) => {
-                failures = 0;
+                failing = None;
                 batch
             }
             Err(e) => {
-                failures += 1;
-                if failures == 1 {
+                if failing.is_none() {
                     tracing::warn!(consumer = %consumer.name, error = %e, "cannot read the queue; retrying");
                 }
-                let pause = backoff(&shared.config, failures);
+                let pause = failing.get_or_insert_with(|| retry_schedule(&shared.config)).next_delay();
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => {}
                     _ = tokio::time::sleep(pause) => {}
@@ -174,6 +173,7 @@ async fn deliver(shared: &Shared, batch: Vec<Delivery>) {
     parts.reverse();
     while let Some(mut part) = parts.pop() {
         let mut attempt = 0u32;
+        let mut pause = retry_schedule(&shared.config);
         loop {
             match send(shared, &part).await {
                 Outcome::Stored => {
@@ -213,7 +213,7 @@ async fn deliver(shared: &Shared, batch: Vec<Delivery>) {
                         tracing::warn!(entries = part.len(), attempt, error = %error, "delivery to Dewey failed; retrying");
                     }
                     let _ = shared.queue.record_delivery(Some(&error)).await;
-                    tokio::time::sleep(backoff(&shared.config, attempt)).await;
+                    tokio::time::sleep(pause.next_delay()).await;
                 }
             }
         }
@@ -263,6 +263,7 @@ where
     Fut: std::future::Future<Output = Result<T, crate::queue::QueueError>>,
 {
     let mut attempt = 0;
+    let mut pause = retry_schedule(&shared.config);
     loop {
         match write().await {
             Ok(_) => return,
@@ -274,7 +275,7 @@ where
                 if shared.shutdown.is_cancelled() && attempt >= 3 {
                     return;
                 }
-                tokio::time::sleep(backoff(&shared.config, attempt)).await;
+                tokio::time::sleep(pause.next_delay()).await;
             }
         }
     }
@@ -308,14 +309,12 @@ fn named_index(reason: &str, len: usize) -> Option<usize> {
     })
 }
 
-/// The pause before attempt `attempt + 1`: doubling from the initial delay
-/// up to the maximum, with "equal jitter" (between half and all of it) so
-/// workers that failed together do not retry together.
-pub fn backoff(config: &WorkerConfig, attempt: u32) -> Duration {
-    let doubled = config.retry_initial_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let ceiling = doubled.min(config.retry_max_delay);
-    let half = ceiling / 2;
-    half + half.mul_f64(rand::rng().random::<f64>())
+/// The pauses between retries: doubling from RETRY_INITIAL_DELAY up to
+/// RETRY_MAX_DELAY, jittered (the runtime's [`Backoff`], the client's
+/// reconnect schedule) so workers that failed together do not retry
+/// together.
+fn retry_schedule(config: &WorkerConfig) -> Backoff {
+    Backoff::new(config.retry_initial_delay, config.retry_max_delay)
 }
 
 #[cfg(test)]
@@ -338,21 +337,5 @@ mod tests {
         assert_eq!(ids, vec![vec!["0"], vec!["1", "2"]]);
         assert_eq!(split_by_size(vec![entry(0, MAX_CALL_BYTES * 2)]).len(), 1);
         assert!(split_by_size(Vec::new()).is_empty());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum_with_jitter() {
-        let config = WorkerConfig {
-            retry_initial_delay: Duration::from_millis(100),
-            retry_max_delay: Duration::from_secs(1),
-            ..WorkerConfig::default()
-        };
-        for _ in 0..100 {
-            let first = backoff(&config, 1);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
-            let third = backoff(&config, 3);
-            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400), "{third:?}");
-            assert!(backoff(&config, 30) <= Duration::from_secs(1));
-        }
     }
 }

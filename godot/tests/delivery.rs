@@ -573,7 +573,7 @@ async fn the_binary_runs_with_no_set_up() {
     assert!(catalog.contains("logger_log") && catalog.contains("conversation_store_messages_bulk"), "{catalog}");
     let bad = Command::new(mcp_tests::binary("godot")).arg("bogus").current_dir(cwd.path()).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown mode `bogus`"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid value 'bogus'"));
     assert!(!cwd.path().join("godot-data").exists(), "listing tools creates no queue");
 
     let mut command = Command::new(mcp_tests::binary("godot"));

@@ -1,22 +1,32 @@
-//! File content: streaming SHA-256 with type detection, the
-//! content-addressed version store, and atomic writes.
+//! File content: SHA-256 with type detection, the content-addressed version
+//! store, and atomic writes.
 //!
-//! Content is never held whole in memory: it moves in [`CHUNK`]-sized
-//! pieces, hashed as it goes, so a 1 GiB file costs one chunk of memory.
-//! Every write is a temp file in the target's own directory, fsynced, then
-//! renamed over the target and the directory fsynced: a crash leaves the old
-//! file or the new one, never half of one.
+//! Every version's content is kept once per distinct content, in one of two
+//! places. Small content ([`INLINE_MAX`] bytes at most) goes into the
+//! catalog, in the very transaction that records the version: a small file
+//! costs no file, inode or fsync of its own, and its content is exactly as
+//! durable as the row naming it. Larger content is a file in the version
+//! store, `<root>/.horace/objects/<ab>/<sha256 hex>` (`<ab>` being the
+//! checksum's first two hex digits, so that no folder grows to millions of
+//! entries and concurrent writers rarely share one), durable before the
+//! catalog row that names it is committed.
 //!
-//! The version store is `<root>/.horace/objects/<sha256 hex>`, one file per
-//! distinct content, so identical content is stored once however many files
-//! or versions have it. Objects are written before the catalog row that
-//! names them is committed.
+//! A small file is read in one piece. A larger one is never held whole in
+//! memory: it moves in [`CHUNK`]-sized pieces, hashed as it goes, so a 1 GiB
+//! file costs a few chunks of memory. Every write becomes visible whole or
+//! not at all: it goes to a temp file (in `objects/` for a new object,
+//! beside the target for a restore), which is fsynced, renamed into place,
+//! and its new folder fsynced.
 
+use std::collections::BTreeSet;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::OnceLock;
 use std::sync::mpsc::sync_channel;
+use std::time::{Duration, SystemTime};
 
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use chrono::{DateTime, Utc};
+use rustix::fs::OFlags;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -24,22 +34,38 @@ use crate::error::{ErrorCode, HoraceError, Result};
 use crate::model::{Observed, micros};
 use crate::root::{RESERVED_DIR, RelPath, StorageRoot};
 
-/// How much is read, hashed and written at a time.
-pub const CHUNK: usize = 256 << 10;
+/// How much is read, hashed and written at a time when streaming.
+pub const CHUNK: usize = 1 << 20;
+
+/// Content up to this size is read whole and kept in the catalog; larger
+/// content is streamed into a file of the version store.
+pub const INLINE_MAX: u64 = 64 << 10;
 
 /// How much of the start of a file type detection looks at (enough for
 /// every signature `infer` knows, ISO 9660's at 32 KiB included).
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// Names of temp files; leftovers from a crash are removed at start-up
-/// (objects) or left beside the target (restores: see the README).
+/// Names of temp files. Object temp files a crash left are removed at
+/// start-up (once stale, see [`STALE_TEMP_AGE`]); restore leftovers stay
+/// beside the target (see the README).
 const OBJECT_TEMP_PREFIX: &str = ".tmp-";
 const RESTORE_TEMP_PREFIX: &str = ".horace-restore-";
+
+/// A named object temp file untouched for this long belongs to a crashed
+/// writer (a live one writes to it continuously), here or on another
+/// replica sharing the root, and is removed at start-up.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// Fan-out folders: one per first byte of the checksum.
+const SHARDS: usize = 256;
 
 /// The content-addressed store of every version's content.
 #[derive(Debug)]
 pub struct VersionStore {
+    /// `.horace/objects`, held readable so that it can be fsynced.
     objects: Dir,
+    /// `objects/00` to `objects/ff`, each opened (and created) on first use.
+    shards: Box<[OnceLock<Dir>]>,
 }
 
 /// What one pass over some content found.
@@ -52,29 +78,76 @@ struct Pass {
 impl VersionStore {
     pub const OBJECTS_DIR: &str = "objects";
 
-    /// Opens `<root>/.horace/objects`, creating it, and removes temp files a
-    /// crash left there (a temp object is never referenced by the catalog).
+    /// Opens `<root>/.horace/objects`, creating it; moves objects of the
+    /// flat layout of earlier builds (`objects/<sha256 hex>`) into their
+    /// folders and removes object temp files a crash left there (a temp
+    /// object is never referenced by the catalog).
     pub fn open(root: &StorageRoot) -> io::Result<VersionStore> {
         let path = format!("{RESERVED_DIR}/{}", Self::OBJECTS_DIR);
         root.dir().create_dir_all(&path)?;
-        let objects = root.dir().open_dir(&path)?;
-        for entry in objects.entries()? {
+        let objects = open_readable_dir(root.dir(), &path)?;
+        let store = VersionStore { objects, shards: (0..SHARDS).map(|_| OnceLock::new()).collect() };
+        // Folders that received objects of the flat layout, fsynced once at
+        // the end: until then an object is under its old name, its new one,
+        // or (on a crash) still under the old one and moved at the next start.
+        let mut moved_into = BTreeSet::new();
+        for entry in store.objects.entries()? {
             let entry = entry?;
-            if entry.file_name().to_str().is_some_and(|n| n.starts_with(OBJECT_TEMP_PREFIX)) {
-                let _ = objects.remove_file(entry.file_name());
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if name.starts_with(OBJECT_TEMP_PREFIX) {
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| SystemTime::now().duration_since(t.into_std()).unwrap_or_default() > STALE_TEMP_AGE)
+                    .unwrap_or(false);
+                if stale {
+                    let _ = store.objects.remove_file(&name);
+                }
+            } else if is_checksum(&name) && entry.file_type()?.is_file() {
+                store.objects.rename(&name, store.shard(&name)?, &name)?;
+                moved_into.insert(name[..2].to_owned());
             }
         }
-        Ok(VersionStore { objects })
+        for shard in moved_into {
+            fsync(store.shard(&shard)?)?;
+        }
+        Ok(store)
+    }
+
+    /// The fan-out folder of `checksum` (a checked checksum), created if
+    /// missing. The first use in a process fsyncs `objects/`, so the folder's
+    /// own entry is durable before any object in it counts as stored, even
+    /// when another process has just created it.
+    fn shard(&self, checksum: &str) -> io::Result<&Dir> {
+        let name = checksum.get(..2).ok_or_else(|| io::Error::other("not a checksum"))?;
+        let index = usize::from_str_radix(name, 16).map_err(|_| io::Error::other("not a checksum"))?;
+        if let Some(dir) = self.shards[index].get() {
+            return Ok(dir);
+        }
+        let dir = match open_readable_dir(&self.objects, name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match self.objects.create_dir(name) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                    _ => {}
+                }
+                open_readable_dir(&self.objects, name)?
+            }
+            opened => opened?,
+        };
+        fsync(&self.objects)?;
+        Ok(self.shards[index].get_or_init(|| dir))
     }
 
     /// Whether content with this checksum is stored.
     pub fn contains(&self, checksum: &str) -> bool {
-        is_checksum(checksum) && self.objects.is_file(checksum)
+        is_checksum(checksum) && self.shard(checksum).is_ok_and(|shard| shard.is_file(checksum))
     }
 
-    /// Reads the file at `rel`, hashing it, and makes sure its content is in
-    /// the store. `known` is the checksum the catalog holds for the path:
-    /// when the content still has it, the file is only hashed, not copied.
+    /// Reads the file at `rel`, hashing it, and makes sure its content is
+    /// stored: small content comes back in [`Observed::content`] for the
+    /// catalog to keep, larger content is copied into the store's files.
+    /// `known` is the checksum the catalog holds for the path: when a large
+    /// file still has it, the file is only hashed, not copied.
     pub fn ingest(&self, root: &StorageRoot, rel: &RelPath, known: Option<&str>) -> Result<Observed> {
         let (mut file, metadata) = root.open_regular(rel)?;
         let modified_at = modified(&metadata);
@@ -82,6 +155,25 @@ impl VersionStore {
             HoraceError::new(ErrorCode::IoError, format!("reading {} failed: {e}", root.absolute(rel.as_str())))
                 .with_source(e)
         };
+        let store_error = |e: io::Error| {
+            HoraceError::new(
+                ErrorCode::IoError,
+                format!("cannot keep a copy of {} in the version store: {e}", root.absolute(rel.as_str())),
+            )
+            .with_source(e)
+        };
+        if metadata.len() <= INLINE_MAX {
+            if let Some(content) = read_whole(&mut file, metadata.len()).map_err(read_error)? {
+                let mut digest = Digesting::new();
+                digest.update(&content);
+                let pass = digest.finish();
+                // Handed to the catalog even when `known` matches: it
+                // stores it (once per checksum) only with a new version.
+                return Ok(Observed { content: Some(content.into()), ..observed(pass, rel, modified_at) });
+            }
+            // It grew past the limit while being read: stream it instead.
+            file.seek(SeekFrom::Start(0)).map_err(read_error)?;
+        }
         if let Some(known) = known {
             let pass = pump(&mut file, None, metadata.len()).map_err(|e| e.into_read_error(read_error))?;
             // Unchanged, and its content is stored (if someone removed the
@@ -91,65 +183,74 @@ impl VersionStore {
             }
             file.seek(SeekFrom::Start(0)).map_err(read_error)?;
         }
-        let store_error = |e: io::Error| {
-            HoraceError::new(
-                ErrorCode::IoError,
-                format!("cannot keep a copy of {} in the version store: {e}", root.absolute(rel.as_str())),
-            )
-            .with_source(e)
-        };
         let temp_name = format!("{OBJECT_TEMP_PREFIX}{}", Uuid::new_v4());
         let mut temp = self.objects.open_with(&temp_name, &new_file(0o444)).map_err(store_error)?;
-        let result = pump(&mut file, Some(&mut temp), metadata.len());
-        let pass = match result {
-            Ok(pass) => pass,
-            Err(e) => {
-                let _ = self.objects.remove_file(&temp_name);
-                return Err(e.into_error(read_error, store_error));
-            }
+        let stored = match pump(&mut file, Some(&mut temp), metadata.len()) {
+            Ok(pass) => self.commit(temp, &temp_name, &pass.checksum).map(|()| pass).map_err(store_error),
+            Err(e) => Err(e.into_error(read_error, store_error)),
         };
-        if self.objects.is_file(&pass.checksum) {
-            // Identical content is stored already; the copy was never synced.
-            drop(temp);
-            let _ = self.objects.remove_file(&temp_name);
-            // Another call may have renamed it in a moment ago and not yet
-            // synced the folder: the catalog must not name it before that.
-            sync_dir(&self.objects).map_err(store_error)?;
-        } else {
-            let commit = temp
-                .sync_all()
-                .and_then(|()| self.objects.rename(&temp_name, &self.objects, &pass.checksum))
-                .and_then(|()| sync_dir(&self.objects));
-            if let Err(e) = commit {
-                let _ = self.objects.remove_file(&temp_name);
-                return Err(store_error(e));
-            }
+        // After a rename the temp name is gone already.
+        let _ = self.objects.remove_file(&temp_name);
+        Ok(observed(stored?, rel, modified_at))
+    }
+
+    /// Makes the completely written temp object `temp_name` durable as
+    /// `checksum`: fsync it, rename it into its folder, fsync the folder.
+    /// When identical content is stored already (another call got there
+    /// first), this copy is left to be removed and the stored one synced: it
+    /// may have been renamed in a moment ago, and the catalog must not name
+    /// it before its folder is synced.
+    fn commit(&self, temp: File, temp_name: &str, checksum: &str) -> io::Result<()> {
+        let shard = self.shard(checksum)?;
+        if !shard.is_file(checksum) {
+            temp.sync_all()?;
+            // A rename over an object that appeared meanwhile replaces it
+            // with the same content.
+            self.objects.rename(temp_name, shard, checksum)?;
         }
-        Ok(observed(pass, rel, modified_at))
+        fsync(shard)
     }
 
     /// Writes the stored content `checksum` to `rel` atomically (creating
     /// missing folders), checking it against its checksum on the way: a
     /// corrupt object is refused and the target is left untouched. A symlink
-    /// at `rel` is replaced, never written through.
-    pub fn restore(&self, root: &StorageRoot, rel: &RelPath, checksum: &str) -> Result<Observed> {
+    /// at `rel` is replaced, never written through. `inline` is the content
+    /// when the catalog keeps it; otherwise it is read from the store's file.
+    pub fn restore(
+        &self,
+        root: &StorageRoot,
+        rel: &RelPath,
+        checksum: &str,
+        inline: Option<&[u8]>,
+    ) -> Result<Observed> {
         let unavailable = |why: &str| {
             HoraceError::new(
                 ErrorCode::VersionContentUnavailable,
                 format!("the stored content {checksum} {why}; {} was not changed", root.absolute(rel.as_str())),
             )
         };
+        let corrupt = |found: &str| unavailable(&format!("is corrupt (its content hashes to {found})"));
         if !is_checksum(checksum) {
             return Err(unavailable("is not a SHA-256 checksum"));
         }
-        let mut source = match self.objects.open(checksum) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(unavailable("is missing from the version store (.horace/objects)"));
+        let source = match inline {
+            Some(content) => {
+                let mut digest = Digesting::new();
+                digest.update(content);
+                let pass = digest.finish();
+                if pass.checksum != checksum {
+                    return Err(corrupt(&pass.checksum));
+                }
+                Source::Checked(pass, content)
             }
-            Err(e) => return Err(unavailable(&format!("cannot be read: {e}"))),
+            None => match self.shard(checksum).and_then(|shard| shard.open(checksum)) {
+                Ok(file) => Source::Object(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(unavailable("is missing from the version store (.horace/objects)"));
+                }
+                Err(e) => return Err(unavailable(&format!("cannot be read: {e}"))),
+            },
         };
-        let source_size = source.metadata().map(|m| m.len()).unwrap_or(0);
         let parent = root.open_parent(rel, true)?;
         let name = rel.file_name();
         let permissions = match parent.symlink_metadata(name) {
@@ -171,11 +272,21 @@ impl VersionStore {
         let temp_name = format!("{RESTORE_TEMP_PREFIX}{}.tmp", Uuid::new_v4());
         let mut temp = parent.open_with(&temp_name, &new_file(0o644)).map_err(|e| root.path_error(e, rel))?;
         let written = (|| {
-            let pass = pump(&mut source, Some(&mut temp), source_size)
-                .map_err(|e| e.into_error(|e| unavailable(&format!("cannot be read: {e}")), write_error))?;
-            if pass.checksum != checksum {
-                return Err(unavailable(&format!("is corrupt (its content hashes to {})", pass.checksum)));
-            }
+            let pass = match source {
+                Source::Checked(pass, content) => {
+                    temp.write_all(content).map_err(write_error)?;
+                    pass
+                }
+                Source::Object(mut file) => {
+                    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    let pass = pump(&mut file, Some(&mut temp), size)
+                        .map_err(|e| e.into_error(|e| unavailable(&format!("cannot be read: {e}")), write_error))?;
+                    if pass.checksum != checksum {
+                        return Err(corrupt(&pass.checksum));
+                    }
+                    pass
+                }
+            };
             let commit = || -> io::Result<DateTime<Utc>> {
                 if let Some(permissions) = permissions {
                     temp.set_permissions(permissions)?;
@@ -194,6 +305,13 @@ impl VersionStore {
         }
         written
     }
+}
+
+/// Where a restore's content comes from: checked already (the catalog's),
+/// or a file of the store, checked as it is copied.
+enum Source<'a> {
+    Checked(Pass, &'a [u8]),
+    Object(File),
 }
 
 /// Where a pump failed: reading the source or writing the copy.
@@ -225,7 +343,7 @@ impl PumpError {
 /// write) so that copying from the page cache, hashing and writing overlap;
 /// smaller ones on the calling thread, where two threads would cost more
 /// than they save.
-const PIPELINE_FROM: u64 = 4 * CHUNK as u64;
+const PIPELINE_FROM: u64 = 1 << 20;
 
 /// Chunks in flight between the pipeline's threads: its whole memory.
 const PIPELINE_BUFFERS: usize = 4;
@@ -241,7 +359,8 @@ const FLUSH_EVERY: u64 = 16 << 20;
 fn pump(source: &mut File, copy: Option<&mut File>, size_hint: u64) -> Result<Pass, PumpError> {
     let mut digest = Digesting::new();
     if size_hint < PIPELINE_FROM {
-        let mut buf = vec![0u8; CHUNK];
+        // Below the pipeline's threshold: one buffer the size of the file.
+        let mut buf = vec![0u8; CHUNK.min(size_hint as usize + 1)];
         let mut copy = copy;
         loop {
             let n = read_some(source, &mut buf).map_err(PumpError::Read)?;
@@ -350,6 +469,7 @@ fn observed(pass: Pass, rel: &RelPath, modified_at: DateTime<Utc>) -> Observed {
         checksum: pass.checksum,
         size: i64::try_from(pass.size).unwrap_or(i64::MAX),
         modified_at,
+        content: None,
     }
 }
 
@@ -386,6 +506,29 @@ fn new_file(mode: u32) -> OpenOptions {
 /// handles, which cannot be fsynced: sync a readable handle on it instead.
 fn sync_dir(dir: &Dir) -> io::Result<()> {
     dir.open(".")?.sync_all()
+}
+
+/// fsync of a directory opened by [`open_readable_dir`].
+fn fsync(dir: &Dir) -> io::Result<()> {
+    Ok(rustix::fs::fsync(dir)?)
+}
+
+/// Opens a folder beneath `parent` (not through a symlink at its end) as a
+/// readable handle: usable as a `Dir` and fsyncable, where cap-std's own
+/// `open_dir` gives an `O_PATH` handle that is not.
+fn open_readable_dir(parent: &Dir, path: &str) -> io::Result<Dir> {
+    let mut options = OpenOptions::new();
+    options.read(true).custom_flags((OFlags::DIRECTORY | OFlags::NOFOLLOW).bits() as i32);
+    Ok(Dir::from_std_file(parent.open_with(path, &options)?.into_std()))
+}
+
+/// Reads a file of `size_hint` bytes (fstat's figure) whole, one byte more
+/// being asked for so that the end shows in the first read. `None` when it
+/// holds more than [`INLINE_MAX`] bytes (it grew while being read).
+fn read_whole(file: &mut File, size_hint: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut content = Vec::with_capacity(size_hint.min(INLINE_MAX) as usize + 1);
+    file.take(INLINE_MAX + 1).read_to_end(&mut content)?;
+    Ok((content.len() as u64 <= INLINE_MAX).then_some(content))
 }
 
 fn modified(metadata: &cap_std::fs::Metadata) -> DateTime<Utc> {

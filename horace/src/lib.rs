@@ -97,10 +97,12 @@ impl Horace {
         blocking(move || store.ingest(&root, &rel, known.as_deref())).await
     }
 
-    /// Writes stored content back to `rel` atomically.
+    /// Writes the stored content `checksum` back to `rel` atomically, from
+    /// the catalog when it keeps that content, else from the store's file.
     pub async fn restore(&self, rel: RelPath, checksum: String) -> Result<Observed> {
+        let inline = self.catalog.inline_content(&checksum).await?;
         let (root, store) = (self.root.clone(), self.store.clone());
-        blocking(move || store.restore(&root, &rel, &checksum)).await
+        blocking(move || store.restore(&root, &rel, &checksum, inline.as_deref())).await
     }
 }
 

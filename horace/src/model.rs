@@ -172,6 +172,12 @@ pub struct Observed {
     pub mime_type: String,
     /// The file's modification time as the filesystem reports it.
     pub modified_at: DateTime<Utc>,
+    /// The content itself when it is small
+    /// ([`INLINE_MAX`](crate::content::INLINE_MAX) bytes at most): the
+    /// catalog keeps it, once per checksum, in the transaction that records
+    /// a version with it. `None` for larger content, which is a file of the
+    /// version store, and for a restore (the content is stored already).
+    pub content: Option<std::sync::Arc<[u8]>>,
 }
 
 /// One cataloged file as the tools return it.

@@ -145,8 +145,9 @@ async fn replicas_on_one_postgres_register_a_path_once() {
     let details: FileInfo =
         ok(&client, "horace_get_file_info", json!({"file_id": first[0].file_id, "include_versions": true})).await;
     assert_eq!(details.version_count, 2);
-    let objects = std::fs::read_dir(root.path().join(".horace/objects")).unwrap().count();
-    assert_eq!(objects, 2, "one object per distinct content, no temp files left");
+    let mut expected = vec![common::sha256_hex(&content), common::sha256_hex(&content[..content.len() / 2])];
+    expected.sort();
+    assert_eq!(common::stored_objects(root.path()), expected, "one object per distinct content, no temp files left");
 }
 
 /// Peak resident memory of a process (VmHWM), in bytes.

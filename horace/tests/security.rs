@@ -102,7 +102,11 @@ async fn escapes_are_refused_before_anything_is_read(f: Fixture) {
     // Horace's own folder.
     let stored = sha256_hex(b"inside");
     let _: Registration = ok(&f.client, "horace_register_file", register_args("inside.txt")).await;
-    for path in [format!(".horace/objects/{stored}"), "./.horace/objects".into(), format!("{root_abs}/.horace/x")] {
+    for path in [
+        format!(".horace/objects/{}/{stored}", &stored[..2]),
+        "./.horace/objects".into(),
+        format!("{root_abs}/.horace/x"),
+    ] {
         fails_with(&f.client, "horace_register_file", register_args(&path), "PATH_RESERVED").await;
     }
 

@@ -24,6 +24,8 @@ scenarios!(
     restore_round_trip_byte_for_byte,
     collections_refuse_unknown_ids,
     bad_inputs_are_refused_and_change_nothing,
+    small_content_lives_in_the_catalog,
+    older_stores_and_crash_leftovers,
 );
 
 async fn register(f: &Fixture, path: &str, metadata: Value) -> Registration {
@@ -136,9 +138,10 @@ async fn register_records_the_facts(f: Fixture) {
     assert_eq!(file.correlation_id.as_deref(), Some("c-1"));
     let created: chrono::DateTime<chrono::Utc> = file.created_at.parse().unwrap();
     assert!(created >= before - chrono::Duration::seconds(1), "created_at {created} is a real timestamp");
-    // The content is in the version store under its checksum.
-    assert_eq!(f.stored_objects(), std::slice::from_ref(&file.checksum));
-    assert_eq!(std::fs::read(f.root().join(".horace/objects").join(&file.checksum)).unwrap(), png);
+    // Small content is kept in the catalog under its checksum, not as a file.
+    assert_eq!(f.stored().await, std::slice::from_ref(&file.checksum));
+    assert!(f.stored_objects().is_empty(), "no file for small content: {:?}", f.stored_objects());
+    assert_eq!(f.horace.catalog().inline_content(&file.checksum).await.unwrap().as_deref(), Some(&png[..]));
 
     // Relative, and MIME from the extension when the content has no signature.
     let reg = register(&f, "data/answer.json", json!({})).await;
@@ -150,7 +153,7 @@ async fn register_records_the_facts(f: Fixture) {
     f.write("copy/answer.json", json_text);
     let copy = register(&f, "copy/answer.json", json!({})).await;
     assert_ne!(copy.file_id, reg.file_id);
-    assert_eq!(f.stored_objects().len(), 2, "identical content is stored once");
+    assert_eq!(f.stored().await.len(), 2, "identical content is stored once");
 
     let details = info(&f, &reg.file_id).await;
     assert_eq!(details.file, reg.file);
@@ -405,11 +408,10 @@ async fn restore_round_trip_byte_for_byte(f: Fixture) {
     // No temp files are left beside the target or in the store.
     let leftovers: Vec<_> = std::fs::read_dir(f.root().join("work")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["model.bin"]);
-    let mut objects = f.stored_objects();
-    objects.sort();
-    let mut expected = vec![sha256_hex(&v1), sha256_hex(&v2), sha256_hex(&v3)];
+    let mut expected = vec![sha256_hex(&v1), sha256_hex(&v2)];
     expected.sort();
-    assert_eq!(objects, expected);
+    assert_eq!(f.stored_objects(), expected, "large content as files, nothing else");
+    assert_eq!(f.horace.catalog().inline_checksums().await.unwrap(), [sha256_hex(&v3)], "small content inline");
 
     // A directory where the file was: refused, the directory left alone.
     std::fs::remove_file(&path).unwrap();
@@ -425,13 +427,13 @@ async fn restore_round_trip_byte_for_byte(f: Fixture) {
     // A corrupt stored object is refused and nothing is written.
     std::fs::remove_dir_all(&path).unwrap();
     std::fs::write(&path, b"current").unwrap();
-    let object = f.root().join(".horace/objects").join(sha256_hex(&v3));
+    let object = f.object_path(&sha256_hex(&v2));
     std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(&object, b"bit rot").unwrap();
     let text = fails_with(
         &f.client,
         "horace_restore_version",
-        json!({"file_id": id, "version": 3}),
+        json!({"file_id": id, "version": 2}),
         "VERSION_CONTENT_UNAVAILABLE",
     )
     .await;
@@ -555,4 +557,110 @@ async fn bad_inputs_are_refused_and_change_nothing(f: Fixture) {
     let list: CollectionList = ok(c, "horace_list_collections", json!({})).await;
     assert_eq!(list.total, 0);
     assert!(code_of("PATH_OUTSIDE_ROOT: x") == "PATH_OUTSIDE_ROOT");
+}
+
+async fn small_content_lives_in_the_catalog(f: Fixture) {
+    use horace::content::INLINE_MAX;
+    let limit = INLINE_MAX as usize;
+    // The boundary: INLINE_MAX bytes go to the catalog, one more to a file.
+    let (at_limit, over) = (noise(limit, 21), noise(limit + 1, 22));
+    f.write("edge/at-limit.bin", &at_limit);
+    f.write("edge/over.bin", &over);
+    let _ = register(&f, "edge/at-limit.bin", json!({})).await;
+    let _ = register(&f, "edge/over.bin", json!({})).await;
+    assert_eq!(f.stored_objects(), [sha256_hex(&over)], "only the larger content is a file");
+    assert_eq!(f.horace.catalog().inline_checksums().await.unwrap(), [sha256_hex(&at_limit)]);
+
+    // Versions of a small file: registered, changed by registration and by
+    // a check, then every version restored byte for byte.
+    let v1 = noise(4096, 23);
+    let v2 = b"{\"second\": true}".to_vec();
+    let v3 = Vec::new();
+    let path = f.write("notes/n.json", &v1);
+    let id = register(&f, "notes/n.json", json!({"owner": "ops"})).await.file_id;
+    std::fs::write(&path, &v2).unwrap();
+    assert_eq!(register(&f, "notes/n.json", json!({})).await.status, RegistrationStatus::NewVersion);
+    std::fs::write(&path, &v3).unwrap();
+    let check: FileUpdate =
+        ok(&f.client, "horace_update_file", json!({"file_id": id, "check_for_changes": true})).await;
+    assert_eq!(check.content, ContentState::Changed);
+    // The same small content at another path is kept once.
+    f.write("notes/copy.json", &v2);
+    let _ = register(&f, "notes/copy.json", json!({})).await;
+
+    let details = info(&f, &id).await;
+    assert_eq!((details.file.version, details.file.size, details.file.checksum.clone()), (3, 0, sha256_hex(&v3)));
+    let versions = details.versions.unwrap();
+    let summary: Vec<(i64, String, i64)> = versions.iter().map(|v| (v.version, v.checksum.clone(), v.size)).collect();
+    assert_eq!(
+        summary,
+        [(1, sha256_hex(&v1), v1.len() as i64), (2, sha256_hex(&v2), v2.len() as i64), (3, sha256_hex(&v3), 0),]
+    );
+    for (version, content) in [(1, &v1), (2, &v2), (3, &v3), (1, &v1)] {
+        let restored: Restored =
+            ok(&f.client, "horace_restore_version", json!({"file_id": id, "version": version})).await;
+        assert!(std::fs::read(&path).unwrap() == *content, "version {version} comes back byte for byte");
+        assert_eq!(restored.file.checksum, sha256_hex(content));
+    }
+    assert_eq!(info(&f, &id).await.version_count, 7);
+    let mut inline = vec![sha256_hex(&at_limit), sha256_hex(&v1), sha256_hex(&v2), sha256_hex(&v3)];
+    inline.sort();
+    assert_eq!(f.horace.catalog().inline_checksums().await.unwrap(), inline, "each small content once");
+    assert_eq!(f.stored_objects(), [sha256_hex(&over)], "restores of small content add no file");
+    let leftovers: Vec<_> =
+        std::fs::read_dir(f.root().join("notes")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "no temp file beside the target: {leftovers:?}");
+}
+
+/// A store written by an older build (every object flat in `objects/`) and
+/// what a crash leaves behind, met by a restart.
+async fn older_stores_and_crash_leftovers(f: Fixture) {
+    let large = noise(300 << 10, 31);
+    let path = f.write("old/big.bin", &large);
+    let id = register(&f, "old/big.bin", json!({})).await.file_id;
+    std::fs::write(&path, b"changed").unwrap();
+    let _ = register(&f, "old/big.bin", json!({})).await;
+    // The flat layout: the object directly in objects/, no folder.
+    let checksum = sha256_hex(&large);
+    let objects = f.root().join(".horace/objects");
+    std::fs::rename(f.object_path(&checksum), objects.join(&checksum)).unwrap();
+    std::fs::remove_dir(objects.join(&checksum[..2])).unwrap();
+    // A crash mid-copy: a temp file from long ago, and one another replica
+    // may be writing right now.
+    let stale = objects.join(".tmp-crashed");
+    std::fs::write(&stale, b"half an object").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(hour_ago).unwrap();
+    let fresh = objects.join(".tmp-in-progress");
+    std::fs::write(&fresh, b"being written").unwrap();
+    // A crash after an object was stored but before its catalog row was
+    // committed: an object nothing names yet.
+    let orphan = noise(200 << 10, 32);
+    let orphan_sum = sha256_hex(&orphan);
+    std::fs::create_dir(objects.join(&orphan_sum[..2])).unwrap();
+    std::fs::write(objects.join(&orphan_sum[..2]).join(&orphan_sum), &orphan).unwrap();
+    // A crash mid-restore: the temp file beside the target.
+    std::fs::write(f.root().join("old/.horace-restore-0.tmp"), b"partial").unwrap();
+
+    let (_horace, client, shutdown) = f.reopen().await;
+    assert!(f.object_path(&checksum).is_file(), "the flat object moved into its folder");
+    assert!(!objects.join(&checksum).exists());
+    assert!(!stale.exists(), "a stale temp object is removed at start");
+    assert!(fresh.exists(), "a recent temp object is left to its writer");
+    std::fs::remove_file(&fresh).unwrap();
+
+    let restored: Restored = ok(&client, "horace_restore_version", json!({"file_id": id, "version": 1})).await;
+    assert_eq!(restored.new_version, 3);
+    assert!(std::fs::read(&path).unwrap() == large, "the older store's object is restored byte for byte");
+    // The orphan's content registers normally and is still stored once.
+    f.write("old/orphan.bin", &orphan);
+    let reg: Registration =
+        ok(&client, "horace_register_file", json!({"file_path": "old/orphan.bin", "metadata": {}})).await;
+    assert_eq!(reg.file.checksum, orphan_sum);
+    let mut files = vec![checksum, orphan_sum];
+    files.sort();
+    assert_eq!(f.stored_objects(), files, "nothing else in the store");
+    let restored: Restored = ok(&client, "horace_restore_version", json!({"file_id": reg.file_id, "version": 1})).await;
+    assert_eq!(restored.file.checksum, sha256_hex(&orphan));
+    shutdown.shutdown();
 }

@@ -20,7 +20,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
-        "binary `{name}` not found at {}: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        "binary `{name}` not found at {}: run `cargo test --workspace --all-features --no-run` first (scripts/test.sh does)",
         path.display()
     );
     path

@@ -3,14 +3,29 @@
 //! on a private PostgreSQL, with `openssl speed -evp sha256` measured in the
 //! same run as the hashing reference. Prints Markdown tables.
 //!
-//! `cargo run --release -p horace --features bench --bin horace-bench [-- --quick] [-- --backend sqlite|postgres]`
+//! `cargo run --release -p horace --features bench --bin horace-bench -- [--quick] [--backend sqlite|postgres]
+//!  [--only small,large,search] [--clients N] [--dir PATH]`
 //!
-//! Per backend: 10,000 files of 4 KiB registered by 8 clients at once; 100
-//! files of 64 MiB registered by one client (hash and a durable copy into
-//! the version store), then checked again with `horace_update_file
-//! check_for_changes` (unchanged content: hash only); the catalog topped up
-//! to 100,000 files and `horace_search_files` timed per kind of filter.
-//! `--quick`: 2,000 small files, 10 large ones, 20,000 cataloged.
+//! Per backend: 10,000 files of 4 KiB registered by `--clients` clients at
+//! once (8 by default: each its own WebSocket connection calling
+//! `horace_register_file` back to back, as agents registering their output
+//! would); 100 files of 64 MiB registered by one client (hash and a durable
+//! copy into the version store), then registered again (content already
+//! stored: hash only); the catalog topped up to 100,000 files and
+//! `horace_search_files` timed per kind of filter. `--quick`: 2,000 small
+//! files, 10 large ones, 20,000 cataloged.
+//!
+//! PostgreSQL runs at its default durability (every commit flushed), as a
+//! deployment would: Horace's version copies are durable before the catalog
+//! row naming them commits, and the benchmark keeps the catalog honest too.
+//!
+//! The hashing reference is `openssl speed -evp sha256` measured in the same
+//! run before and after the large files, both ways it can count: per second
+//! of its own CPU time (its default, which the machine's other load does not
+//! change) and per second of wall-clock time (`-elapsed`, which it does).
+//! Horace's rates are given the same two ways: bytes per second of wall
+//! time, and bytes per second of this process's CPU time (every thread:
+//! reading, hashing, copying, the client).
 //!
 //! The files live in a temporary folder on the same filesystem as the
 //! working directory (`--dir` elsewhere); at most about 300 MiB of disk at
@@ -34,7 +49,9 @@ use serde_json::{Value, json};
 
 const SMALL_SIZE: usize = 4096;
 const LARGE_SIZE: usize = 64 << 20;
-const SMALL_CLIENTS: usize = 8;
+/// Clients registering small files at once, unless `--clients` says otherwise;
+/// also the tasks that top the catalog up.
+const CLIENTS: usize = 8;
 const SEARCH_SAMPLES: usize = 200;
 const OWNERS: [&str; 10] = ["godot", "dewey", "fiedler", "horace", "gates", "playfair", "marco", "relay", "ui", "ops"];
 const TAGS: usize = 20;
@@ -50,6 +67,7 @@ struct Sizes {
 }
 
 struct Running {
+    horace: Horace,
     url: String,
     shutdown: ShutdownHandle,
 }
@@ -61,11 +79,11 @@ impl Drop for Running {
 }
 
 async fn serve(horace: Horace) -> Running {
-    let bound = horace::server(horace).bind("127.0.0.1:0").await.expect("bind");
+    let bound = horace::server(horace.clone()).bind("127.0.0.1:0").await.expect("bind");
     let url = format!("ws://{}/", bound.local_addr());
     let shutdown = bound.shutdown_handle();
     tokio::spawn(bound.serve());
-    Running { url, shutdown }
+    Running { horace, url, shutdown }
 }
 
 async fn client(url: &str) -> Client {
@@ -78,32 +96,51 @@ async fn call(client: &Client, tool: &str, args: &Value) -> Value {
     result.structured_content.expect("structured output")
 }
 
-/// `openssl dgst -sha256` over the files: reading them and hashing, as
-/// Horace does, in MB/s.
-fn openssl_dgst(root: &Path, files: &[String]) -> Option<f64> {
-    let started = Instant::now();
-    let status = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256"])
-        .args(files)
-        .current_dir(root)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .ok()?;
-    let bytes: u64 = files.iter().map(|f| std::fs::metadata(root.join(f)).map_or(0, |m| m.len())).sum();
-    status.success().then(|| bytes as f64 / started.elapsed().as_secs_f64() / 1e6)
-}
-
-/// `openssl speed -evp sha256` on 16 KiB blocks, in MB/s (10^6 bytes).
-fn openssl_sha256() -> Option<f64> {
-    let out = std::process::Command::new("openssl")
-        .args(["speed", "-evp", "sha256", "-bytes", "16384", "-seconds", "3"])
-        .output()
-        .ok()?;
+/// `openssl speed -evp sha256` on 16 KiB blocks, in MB/s (10^6 bytes):
+/// per second of its CPU time, or of wall-clock time with `elapsed`.
+fn openssl_sha256(elapsed: bool) -> Option<f64> {
+    let mut command = std::process::Command::new("openssl");
+    command.arg("speed");
+    if elapsed {
+        command.arg("-elapsed");
+    }
+    let out = command.args(["-evp", "sha256", "-bytes", "16384", "-seconds", "3"]).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "sha256   1738260.07k": thousands of bytes per second.
     let line = text.lines().rev().find(|l| l.starts_with("sha256"))?;
     let kbytes: f64 = line.split_whitespace().last()?.trim_end_matches('k').parse().ok()?;
     Some(kbytes / 1000.0)
+}
+
+/// `sha2` (what Horace hashes with) over a buffer in memory, in this
+/// process: (MB/s of wall time, MB/s of CPU time).
+fn sha2_in_memory() -> (f64, f64) {
+    use sha2::Digest;
+    let block = vec![0x5au8; 16 << 10];
+    let (started, cpu) = (Instant::now(), thread_cpu_seconds());
+    let mut hasher = sha2::Sha256::new();
+    let mut bytes = 0u64;
+    while started.elapsed() < Duration::from_secs(3) {
+        for _ in 0..64 {
+            hasher.update(&block);
+        }
+        bytes += 64 * block.len() as u64;
+    }
+    std::hint::black_box(hasher.finalize());
+    (bytes as f64 / started.elapsed().as_secs_f64() / 1e6, bytes as f64 / (thread_cpu_seconds() - cpu) / 1e6)
+}
+
+fn thread_cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// The 1-minute load average, from /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 fn metadata_for(i: usize, rng: &mut StdRng) -> Value {
@@ -209,43 +246,109 @@ fn thousands(n: f64) -> String {
     out
 }
 
+/// Which parts to run (`--only`), and how.
+struct Plan {
+    sizes: Sizes,
+    clients: usize,
+    small: bool,
+    large: bool,
+    search: bool,
+}
+
 struct Report {
     lines: Vec<String>,
     search: Vec<String>,
-    openssl: Vec<f64>,
-    dgst: Vec<f64>,
+    /// `openssl speed` per CPU second and per wall second, each time taken.
+    openssl_cpu: Vec<f64>,
+    openssl_wall: Vec<f64>,
+    loads: Vec<String>,
 }
 
-async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &Sizes, report: &mut Report) {
+impl Report {
+    fn note_load(&mut self, when: &str) {
+        self.loads.push(format!("{when} {}", load_average()));
+    }
+}
+
+/// MB/s of `bytes` over `seconds`.
+fn rate(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 / seconds / 1e6
+}
+
+/// Runs the planned parts on one backend. Returns the temporary folder,
+/// to be removed at the very end: on a filesystem without a journal, ext4
+/// skips inodes freed in the last half minute when it allocates new ones,
+/// at a cost per skipped inode, so removing one backend's 20,000 files just
+/// before the next backend creates its own would slow the next one down.
+async fn bench_backend(
+    name: &str,
+    config: CatalogConfig,
+    base: &Path,
+    plan: &Plan,
+    report: &mut Report,
+) -> tempfile::TempDir {
+    let sizes = &plan.sizes;
     let dir = tempfile::Builder::new().prefix("horace-bench-").tempdir_in(base).expect("a temporary folder");
     let root_path = dir.path().join("files");
     let root = StorageRoot::open(&root_path).expect("the storage root");
     let catalog = Catalog::open(&config, &root.path().display().to_string()).await.expect("the catalog");
     let horace = Horace::new(root, catalog).expect("the version store");
-    let server = serve(horace.clone()).await;
-    let mut rng = StdRng::seed_from_u64(9);
-
-    // Small files, 8 clients at once.
-    eprintln!("{name}: writing {} small files", sizes.small);
-    let small = write_files(&root_path, "small", sizes.small, SMALL_SIZE, &mut rng);
-    let work: Arc<Vec<(String, Value)>> =
-        Arc::new(small.iter().enumerate().map(|(i, p)| (p.clone(), metadata_for(i, &mut rng))).collect());
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    eprintln!("{name}: registering them");
+    let server = serve(horace).await;
     let meter = CpuMeter::new(&config).await;
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut registered = 0;
+
+    if plan.small {
+        registered += sizes.small;
+        bench_small(name, &server, &root_path, plan, &meter, &mut rng, report).await;
+    }
+    if plan.large {
+        registered += sizes.large;
+        bench_large(name, &server, &root_path, sizes.large, &mut rng, report).await;
+    }
+    if plan.search {
+        let missing = sizes.cataloged.saturating_sub(registered);
+        bench_search(name, &server, &config, &meter, registered + missing, missing, report).await;
+    }
+    dir
+}
+
+/// Small files, `plan.clients` clients at once.
+async fn bench_small(
+    name: &str,
+    server: &Running,
+    root_path: &Path,
+    plan: &Plan,
+    meter: &CpuMeter,
+    rng: &mut StdRng,
+    report: &mut Report,
+) {
+    let (count, clients) = (plan.sizes.small, plan.clients);
+    eprintln!("{name}: writing {count} small files");
+    let small = write_files(root_path, "small", count, SMALL_SIZE, rng);
+    let work: Arc<Vec<(String, Value)>> =
+        Arc::new(small.iter().enumerate().map(|(i, p)| (p.clone(), metadata_for(i, rng))).collect());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut connected = Vec::new();
+    for _ in 0..clients {
+        connected.push(client(&server.url).await);
+    }
+    eprintln!("{name}: registering them (load {})", load_average());
+    report.note_load(&format!("{name} small files:"));
     let cpu_before = meter.read();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..SMALL_CLIENTS {
-        let (work, next, c) = (work.clone(), next.clone(), client(&server.url).await);
+    for c in connected {
+        let (work, next) = (work.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new(3).unwrap();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((path, metadata)) = work.get(i) else { break };
                 let t = Instant::now();
-                call(&c, "horace_register_file", &json!({"file_path": path, "metadata": metadata})).await;
+                let reg = call(&c, "horace_register_file", &json!({"file_path": path, "metadata": metadata})).await;
                 latency.record(t.elapsed().as_micros() as u64).unwrap();
+                assert_eq!(reg["status"], "registered");
             }
             latency
         }));
@@ -255,75 +358,100 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
         latency.add(task.await.unwrap()).unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = meter.per(cpu_before, count);
     report.lines.push(format!(
-        "| {name} | {} x 4 KiB, {SMALL_CLIENTS} clients | {} files/s | {:.1} MB/s | {} / {}; CPU per file {} |",
-        thousands(sizes.small as f64),
-        thousands(sizes.small as f64 / elapsed),
-        (sizes.small * SMALL_SIZE) as f64 / elapsed / 1e6,
+        "| {name} | {} x 4 KiB, {clients} clients | {} files/s | {:.1} MB/s | {} / {}; CPU per file {cpu} |",
+        thousands(count as f64),
+        thousands(count as f64 / elapsed),
+        (count * SMALL_SIZE) as f64 / elapsed / 1e6,
         ms(latency.value_at_quantile(0.5)),
         ms(latency.value_at_quantile(0.99)),
-        meter.per(cpu_before, sizes.small),
     ));
+    report.note_load(&format!("{name} small files done:"));
+}
 
-    // Large files, one client, one at a time so that the disk holds three
-    // of them at most (file, stored copy, nothing else): each is written
-    // and synced (untimed), registered (hash + durable copy, timed), checked
-    // for changes (hash only, timed), then removed with its stored copy.
-    // openssl's figures are taken on the first files, just before.
+/// Large files, one client, one at a time so that the disk holds two of
+/// them at most (the file and its stored copy): each is written and synced
+/// (untimed), registered (new content: hash + durable copy, timed),
+/// registered again (content already stored: hash only, timed), then
+/// removed with its stored copy. `openssl speed` is measured just before
+/// and just after.
+async fn bench_large(
+    name: &str,
+    server: &Running,
+    root_path: &Path,
+    count: usize,
+    rng: &mut StdRng,
+    report: &mut Report,
+) {
     let c = client(&server.url).await;
-    let sample = write_files(&root_path, "large", 4.min(sizes.large), LARGE_SIZE, &mut rng);
-    let openssl = openssl_sha256();
-    let dgst = openssl_dgst(&root_path, &sample);
-    let _ = std::fs::remove_dir_all(root_path.join("large"));
-    report.openssl.extend(openssl);
-    report.dgst.extend(dgst);
-    let reference = |rate: f64| {
-        let of = |r: Option<f64>| r.map_or("n/a".to_owned(), |o| format!("{:.0}%", 100.0 * rate / o));
-        format!("{} of `openssl speed`, {} of `openssl dgst`", of(openssl), of(dgst))
-    };
-    eprintln!("{name}: {} large files", sizes.large);
-    let (mut registering, mut checking) = (Duration::ZERO, Duration::ZERO);
-    for i in 0..sizes.large {
-        let path = write_files(&root_path, &format!("large{i}"), 1, LARGE_SIZE, &mut rng).remove(0);
-        let started = Instant::now();
-        let reg =
-            call(&c, "horace_register_file", &json!({"file_path": path, "metadata": metadata_for(i, &mut rng)})).await;
-        registering += started.elapsed();
-        let started = Instant::now();
-        let checked =
-            call(&c, "horace_update_file", &json!({"file_id": reg["file_id"], "check_for_changes": true})).await;
-        checking += started.elapsed();
-        assert_eq!(checked["content"], "unchanged");
+    report.note_load(&format!("{name} large files:"));
+    let before = (openssl_sha256(false), openssl_sha256(true));
+    eprintln!("{name}: {count} large files (load {})", load_average());
+    // (wall seconds, CPU seconds of this process) per kind of call.
+    let (mut new_content, mut stored) = ((0.0, 0.0), (0.0, 0.0));
+    let own_cpu = || cpu_seconds(std::process::id());
+    for i in 0..count {
+        let path = write_files(root_path, &format!("large{i}"), 1, LARGE_SIZE, rng).remove(0);
+        let args = json!({"file_path": path, "metadata": metadata_for(i, rng)});
+        let (started, cpu) = (Instant::now(), own_cpu());
+        let reg = call(&c, "horace_register_file", &args).await;
+        new_content.0 += started.elapsed().as_secs_f64();
+        new_content.1 += own_cpu() - cpu;
+        assert_eq!(reg["status"], "registered");
+        let (started, cpu) = (Instant::now(), own_cpu());
+        let again = call(&c, "horace_register_file", &args).await;
+        stored.0 += started.elapsed().as_secs_f64();
+        stored.1 += own_cpu() - cpu;
+        assert_eq!(again["status"], "duplicate");
         let _ = std::fs::remove_dir_all(root_path.join(format!("large{i}")));
         let checksum = reg["file"]["checksum"].as_str().unwrap();
-        let _ = std::fs::remove_file(root_path.join(".horace/objects").join(checksum));
+        let _ = std::fs::remove_file(root_path.join(".horace/objects").join(&checksum[..2]).join(checksum));
     }
-    for (what, spent) in [
-        ("register (hash + copy to the version store, fsync)", registering),
-        ("check_for_changes (hash only)", checking),
+    let after = (openssl_sha256(false), openssl_sha256(true));
+    report.note_load(&format!("{name} large files done:"));
+    let cpu_refs: Vec<f64> = [before.0, after.0].into_iter().flatten().collect();
+    let wall_refs: Vec<f64> = [before.1, after.1].into_iter().flatten().collect();
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let (cpu_ref, wall_ref) = (mean(&cpu_refs), mean(&wall_refs));
+    report.openssl_cpu.extend(cpu_refs);
+    report.openssl_wall.extend(wall_refs);
+    let bytes = (count * LARGE_SIZE) as u64;
+    for (what, (wall, cpu)) in [
+        ("register, new content (hash + durable copy)", new_content),
+        ("register again, content stored (hash only)", stored),
     ] {
-        let elapsed = spent.as_secs_f64();
-        let rate = (sizes.large * LARGE_SIZE) as f64 / elapsed / 1e6;
+        let of = |rate: f64, r: Option<f64>| r.map_or("n/a".to_owned(), |o| format!("{:.0}%", 100.0 * rate / o));
+        let (by_wall, by_cpu) = (rate(bytes, wall), rate(bytes, cpu));
         report.lines.push(format!(
-            "| {name} | {} x 64 MiB, {what} | {:.1} files/s | {:.0} MB/s | {} |",
-            sizes.large,
-            sizes.large as f64 / elapsed,
-            rate,
-            reference(rate)
+            "| {name} | {count} x 64 MiB, {what} | {:.1} files/s | {by_wall:.0} MB/s wall, {by_cpu:.0} MB/s per CPU s | \
+             wall: {} of `openssl speed -elapsed`; CPU: {} of `openssl speed` |",
+            count as f64 / wall,
+            of(by_wall, wall_ref),
+            of(by_cpu, cpu_ref),
         ));
     }
-    drop(c);
+}
 
-    // Top the catalog up through the library (the same register call the
-    // tool makes, without files on disk), then time searches.
-    let have = sizes.small + sizes.large;
-    let missing = sizes.cataloged.saturating_sub(have);
+/// Tops the catalog up to `missing` more files through the library (the
+/// same register call the tool makes, without files on disk), then times
+/// searches.
+async fn bench_search(
+    name: &str,
+    server: &Running,
+    config: &CatalogConfig,
+    meter: &CpuMeter,
+    cataloged: usize,
+    missing: usize,
+    report: &mut Report,
+) {
+    let mut rng = StdRng::seed_from_u64(10);
     eprintln!("{name}: cataloging {missing} more entries");
     let started = Instant::now();
-    let per_task = missing.div_ceil(SMALL_CLIENTS);
+    let per_task = missing.div_ceil(CLIENTS);
     let mut tasks = Vec::new();
-    for t in 0..SMALL_CLIENTS {
-        let catalog = horace.catalog().clone();
+    for t in 0..CLIENTS {
+        let catalog = server.horace.catalog().clone();
         let range = (t * per_task)..((t + 1) * per_task).min(missing);
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(100 + t as u64);
@@ -343,6 +471,7 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
                     size: rng.random_range(0..10_000_000),
                     mime_type: mime.to_owned(),
                     modified_at: Utc::now(),
+                    content: None,
                 };
                 let metadata: FileMetadata = serde_json::from_value(metadata_for(i, &mut rng)).unwrap();
                 let metadata = metadata.validated().unwrap();
@@ -358,7 +487,7 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
     // inserts too), done now so that the timings do not depend on when its
     // next round comes: statistics, and the visibility map that lets counts
     // read only indexes.
-    if let CatalogConfig::Postgres { url } = &config {
+    if let CatalogConfig::Postgres { url } = config {
         let (pg, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(connection);
         pg.batch_execute("VACUUM ANALYZE").await.expect("VACUUM ANALYZE");
@@ -411,7 +540,7 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
     let calls = kinds.len() * SEARCH_SAMPLES;
     report.search.push(format!(
         "| {name} | {} | {} | {} | {} | {} |",
-        thousands(sizes.cataloged as f64),
+        thousands(cataloged as f64),
         ms(all.value_at_quantile(0.5)),
         ms(all.value_at_quantile(0.99)),
         meter.per_item(measured_cpu, calls),
@@ -422,46 +551,76 @@ async fn bench_backend(name: &str, config: CatalogConfig, base: &Path, sizes: &S
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let quick = args.iter().any(|a| a == "--quick");
-    let only = args.iter().position(|a| a == "--backend").and_then(|i| args.get(i + 1)).cloned();
-    let base = args
-        .iter()
-        .position(|a| a == "--dir")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(|| std::env::current_dir().unwrap(), PathBuf::from);
-    let sizes = if quick {
-        Sizes { small: 2_000, large: 10, cataloged: 20_000 }
-    } else {
-        Sizes { small: 10_000, large: 100, cataloged: 100_000 }
+    let only_backend = value("--backend");
+    let base = value("--dir").map_or_else(|| std::env::current_dir().unwrap(), PathBuf::from);
+    let parts = value("--only").unwrap_or_else(|| "small,large,search".to_owned());
+    let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
+    let plan = Plan {
+        sizes: if quick {
+            Sizes { small: 2_000, large: 10, cataloged: 20_000 }
+        } else {
+            Sizes { small: 10_000, large: 100, cataloged: 100_000 }
+        },
+        clients: value("--clients").map_or(CLIENTS, |n| n.parse().expect("--clients takes a number")),
+        small: part("small"),
+        large: part("large"),
+        search: part("search"),
     };
-    let mut report = Report { lines: Vec::new(), search: Vec::new(), openssl: Vec::new(), dgst: Vec::new() };
+    let mut report = Report {
+        lines: Vec::new(),
+        search: Vec::new(),
+        openssl_cpu: Vec::new(),
+        openssl_wall: Vec::new(),
+        loads: Vec::new(),
+    };
+    report.note_load("start:");
+    let sha2 = plan.large.then(sha2_in_memory);
     let started = Instant::now();
-    if only.as_deref().is_none_or(|b| b == "sqlite") {
+    let mut leftovers = Vec::new();
+    if only_backend.as_deref().is_none_or(|b| b == "sqlite") {
         let db = tempfile::tempdir().unwrap();
         let config = CatalogConfig::Sqlite { path: db.path().join("horace.sqlite3") };
-        bench_backend("SQLite", config, &base, &sizes, &mut report).await;
+        leftovers.push(bench_backend("SQLite", config, &base, &plan, &mut report).await);
+        leftovers.push(db);
     }
-    if only.as_deref().is_none_or(|b| b == "postgres") {
-        let pg = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start).await.unwrap();
-        bench_backend("PostgreSQL", CatalogConfig::Postgres { url: pg.url() }, &base, &sizes, &mut report).await;
+    let mut pg = None;
+    if only_backend.as_deref().is_none_or(|b| b == "postgres") {
+        let started = tokio::task::spawn_blocking(mcp_tests::TestPostgres::start_durable).await.unwrap();
+        let config = CatalogConfig::Postgres { url: started.url() };
+        leftovers.push(bench_backend("PostgreSQL", config, &base, &plan, &mut report).await);
+        pg = Some(started);
     }
-    let rates = |r: &[f64]| r.iter().map(|o| format!("{o:.0} MB/s")).collect::<Vec<_>>().join(", ");
+    report.note_load("end:");
+    let rates = |r: &[f64]| r.iter().map(|o| format!("{o:.0}")).collect::<Vec<_>>().join(", ");
     println!("## Horace benchmark\n");
     println!(
-        "Through the tools over WebSocket (runtime client and server in one process), {} CPUs, total {:.0} s. \
-         In this run, `openssl speed -evp sha256` (16 KiB blocks in memory): {}; `openssl dgst -sha256` over the \
-         64 MiB files (read and hash): {}.\n",
+        "Through the tools over WebSocket (runtime client and server in one process), {} CPUs, total {:.0} s; \
+         PostgreSQL at its default durability. 1-minute load average: {}.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         started.elapsed().as_secs_f64(),
-        rates(&report.openssl),
-        rates(&report.dgst)
+        report.loads.join(", "),
     );
-    println!("### Registration\n");
+    if plan.large {
+        let (sha2_wall, sha2_cpu) = sha2.unwrap_or_default();
+        println!(
+            "\nHashing references in this run: `openssl speed -evp sha256` (16 KiB blocks in memory) {} MB/s per \
+             CPU second, {} MB/s per wall second (`-elapsed`); `sha2` in this process {sha2_cpu:.0} MB/s per CPU \
+             second, {sha2_wall:.0} MB/s wall.",
+            rates(&report.openssl_cpu),
+            rates(&report.openssl_wall),
+        );
+    }
+    println!("\n### Registration\n");
     println!("| Catalog | Files | Rate | Throughput | p50 / p99 per call, or against openssl |");
     println!("|---|---|---|---|---|");
     report.lines.iter().for_each(|l| println!("{l}"));
-    println!("\n### horace_search_files ({SEARCH_SAMPLES} calls per kind, one client, limit 20, p50 / p99)\n");
-    println!("| Catalog | Files cataloged | p50, all kinds | p99, all kinds | CPU per search | by kind |");
-    println!("|---|---|---|---|---|---|");
-    report.search.iter().for_each(|l| println!("{l}"));
+    if plan.search {
+        println!("\n### horace_search_files ({SEARCH_SAMPLES} calls per kind, one client, limit 20, p50 / p99)\n");
+        println!("| Catalog | Files cataloged | p50, all kinds | p99, all kinds | CPU per search | by kind |");
+        println!("|---|---|---|---|---|---|");
+        report.search.iter().for_each(|l| println!("{l}"));
+    }
+    drop((leftovers, pg));
 }

@@ -169,6 +169,18 @@ impl Catalog {
         on_backend!(self.file(id))
     }
 
+    /// The content with this checksum if the catalog keeps it (small
+    /// content; larger content is a file of the version store).
+    pub async fn inline_content(&self, checksum: &str) -> Result<Option<Vec<u8>>> {
+        on_backend!(self.inline_content(checksum))
+    }
+
+    /// The checksums of every content the catalog keeps, sorted: what the
+    /// version store holds besides its files.
+    pub async fn inline_checksums(&self) -> Result<Vec<String>> {
+        on_backend!(self.inline_checksums())
+    }
+
     pub async fn details(&self, id: Uuid, include_versions: bool) -> Result<FileDetails> {
         on_backend!(self.details(id, include_versions))
     }

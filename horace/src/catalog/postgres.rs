@@ -28,9 +28,10 @@ use crate::root::RelPath;
 const MIGRATION_LOCK: i64 = 0x686f_7261_6365_6d67; // "horacemg"
 
 /// Versioned and append-only: a released migration is never edited.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE files (
     seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id             UUID NOT NULL UNIQUE,
@@ -100,14 +101,28 @@ CREATE TABLE collection_files (
 );
 CREATE INDEX collection_files_file_idx ON collection_files (file_seq);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Small content (see content::INLINE_MAX), once per checksum, written in
+-- the transaction that records a version with it. Larger content is a file
+-- of the version store.
+CREATE TABLE objects (
+    checksum TEXT PRIMARY KEY,
+    content  BYTEA NOT NULL
+);
+"#,
+    ),
+];
 
 const FILE_COLUMNS: &str = "f.id, f.path, f.file_name, f.extension, f.mime_type, f.size, f.checksum, f.version, \
                             f.status, f.owner, f.purpose, f.tags, f.correlation_id, f.created_at, f.updated_at, \
                             f.modified_at";
 
-/// Inserts a new path with its version 1 and its tags, or nothing when the
-/// path is cataloged; returns the new row as [`FILE_COLUMNS`], then `seq`.
+/// Inserts a new path with its version 1, its tags and its content when the
+/// catalog keeps it (`$14`, null otherwise), or nothing when the path is
+/// cataloged; returns the new row as [`FILE_COLUMNS`], then `seq`.
 const INSERT_NEW_FILE: &str = "
 WITH f AS (
     INSERT INTO files (id, path, file_name, extension, mime_type, size, checksum, version, status, owner, purpose,
@@ -120,6 +135,9 @@ WITH f AS (
     SELECT seq, 1, checksum, size, mime_type, 'registered', created_at FROM f
 ), tag AS (
     INSERT INTO file_tags (tag, file_seq) SELECT t, f.seq FROM f, UNNEST(f.tags) AS t
+), object AS (
+    INSERT INTO objects (checksum, content) SELECT checksum, $14 FROM f WHERE $14::bytea IS NOT NULL
+    ON CONFLICT (checksum) DO NOTHING
 )
 SELECT f.id, f.path, f.file_name, f.extension, f.mime_type, f.size, f.checksum, f.version, f.status, f.owner,
        f.purpose, f.tags, f.correlation_id, f.created_at, f.updated_at, f.modified_at, f.seq
@@ -204,7 +222,8 @@ impl PgCatalog {
         let now = now_micros();
         let initial = StoredMetadata::initial(metadata);
         let (id, path_str, name, extension) = (Uuid::now_v7(), path.as_str(), path.file_name(), path.extension());
-        let new_file: [&(dyn ToSql + Sync); 13] = [
+        let content = observed.content.as_deref();
+        let new_file: [&(dyn ToSql + Sync); 14] = [
             &id,
             &path_str,
             &name,
@@ -218,6 +237,7 @@ impl PgCatalog {
             &initial.tags,
             &observed.modified_at,
             &now,
+            &content,
         ];
         // The common cases are one statement each, which PostgreSQL runs
         // atomically: a new path (with its version and tags), and an
@@ -282,6 +302,18 @@ impl PgCatalog {
         let file = load_file(&tx, &self.root, seq).await?;
         tx.commit().await?;
         Ok((file, outcome))
+    }
+
+    pub async fn inline_content(&self, checksum: &str) -> Result<Option<Vec<u8>>> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT content FROM objects WHERE checksum = $1").await?;
+        Ok(client.query_opt(&stmt, &[&checksum]).await?.map(|r| r.get(0)))
+    }
+
+    pub async fn inline_checksums(&self) -> Result<Vec<String>> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT checksum FROM objects ORDER BY checksum", &[]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub async fn file(&self, id: Uuid) -> Result<FileRecord> {
@@ -613,8 +645,15 @@ async fn insert_version(
     restored_from: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(&tx.prepare_cached("INSERT INTO file_versions (file_seq, version, checksum, size, mime_type, reason, restored_from, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)").await?,
+    // The version and, when the catalog keeps it, its content ($9).
+    let insert = "WITH object AS (
+            INSERT INTO objects (checksum, content) SELECT $3, $9 WHERE $9::bytea IS NOT NULL
+            ON CONFLICT (checksum) DO NOTHING
+        )
+        INSERT INTO file_versions (file_seq, version, checksum, size, mime_type, reason, restored_from, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    tx.execute(
+        &tx.prepare_cached(insert).await?,
         &[
             &seq,
             &version,
@@ -624,6 +663,7 @@ async fn insert_version(
             &reason.as_str(),
             &restored_from,
             &now,
+            &observed.content.as_deref(),
         ],
     )
     .await?;

@@ -4,6 +4,14 @@
 //! readers, all used from blocking threads. Timestamps are INTEGER
 //! microseconds since the Unix epoch; tags are a JSON array on the row plus
 //! a `file_tags` table that tag searches use.
+//!
+//! Writes are group-committed: a write queues itself, and whoever holds the
+//! writer next runs every queued write in one transaction, each under a
+//! savepoint of its own (a failing write is rolled back alone), and answers
+//! them all once that transaction has committed. Concurrent registrations
+//! thus share one commit (one set of WAL pages for the index pages they all
+//! touch) without any write waiting for company: a write that finds the
+//! writer free runs at once, alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,7 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::ToSql;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -27,9 +35,10 @@ use crate::model::{
 use crate::root::RelPath;
 
 /// Versioned and append-only: a released migration is never edited.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE files (
     seq            INTEGER PRIMARY KEY,
     id             TEXT NOT NULL UNIQUE,
@@ -97,7 +106,20 @@ CREATE TABLE collection_files (
 ) WITHOUT ROWID;
 CREATE INDEX collection_files_file_idx ON collection_files (file_seq);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Small content (see content::INLINE_MAX), once per checksum, written in
+-- the transaction that records a version with it. Larger content is a file
+-- of the version store.
+CREATE TABLE objects (
+    checksum TEXT PRIMARY KEY,
+    content  BLOB NOT NULL
+);
+"#,
+    ),
+];
 
 const FILE_COLUMNS: &str = "f.id, f.path, f.file_name, f.extension, f.mime_type, f.size, f.checksum, f.version, \
                             f.status, f.owner, f.purpose, f.tags, f.correlation_id, f.created_at, f.updated_at, \
@@ -116,7 +138,52 @@ struct Inner {
     path: PathBuf,
     root: String,
     writer: Mutex<Connection>,
+    /// Writes waiting for the next holder of `writer`.
+    queued: Mutex<Vec<Box<dyn QueuedWrite>>>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// A write waiting for the writer connection.
+trait QueuedWrite: Send {
+    /// Runs the write in the batch's transaction; false if it failed (the
+    /// caller rolls its savepoint back).
+    fn run(&mut self, conn: &Connection, root: &str) -> bool;
+
+    /// Answers the caller: its own result once the batch has committed, or
+    /// the reason the batch did not.
+    fn answer(self: Box<Self>, batch_failed: Option<&str>);
+}
+
+struct Queued<T, F> {
+    work: Option<F>,
+    result: Option<Result<T>>,
+    reply: tokio::sync::oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> QueuedWrite for Queued<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &str) -> Result<T> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection, root: &str) -> bool {
+        let work = self.work.take().expect("a queued write runs once");
+        let result = work(conn, root);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, batch_failed: Option<&str>) {
+        let result = match (batch_failed, self.result) {
+            // Its own failure says more than the batch's (which it may have caused).
+            (_, Some(Err(e))) => Err(e),
+            (None, Some(result)) => result,
+            (Some(why), _) => Err(HoraceError::catalog(format!("the catalog transaction failed: {why}"))),
+            (None, None) => Err(HoraceError::catalog("the catalog write did not run")),
+        };
+        // The caller may have gone away (its call was cancelled).
+        let _ = self.reply.send(result);
+    }
 }
 
 impl std::fmt::Debug for SqliteCatalog {
@@ -131,6 +198,9 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Savepoints (one per write of a group commit) keep their undo pages in
+    // memory rather than in a temp file created and removed per transaction.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -158,7 +228,13 @@ impl SqliteCatalog {
         setup(&writer)?;
         migrate(&mut writer)?;
         Ok(SqliteCatalog {
-            inner: Arc::new(Inner { path, root, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }),
+            inner: Arc::new(Inner {
+                path,
+                root,
+                writer: Mutex::new(writer),
+                queued: Mutex::new(Vec::new()),
+                readers: Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -166,23 +242,24 @@ impl SqliteCatalog {
         &self.inner.path
     }
 
-    /// Runs `f` in an IMMEDIATE transaction on the writer, committed when
-    /// `f` succeeds and rolled back (nothing changed) when it fails.
+    /// Runs `f` in an IMMEDIATE transaction on the writer, shared with the
+    /// other writes queued meanwhile (see the module's note), under a
+    /// savepoint of its own: its changes are committed when `f` succeeds
+    /// and rolled back (nothing changed) when it fails. Answers after the
+    /// commit.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>, &str) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T> + Send + 'static,
     {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued: Box<dyn QueuedWrite> = Box::new(Queued { work: Some(f), result: None, reply });
+        self.inner.queued.lock().unwrap_or_else(PoisonError::into_inner).push(queued);
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx, &inner.root)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
-        .map_err(join_error)?
+        tokio::task::spawn_blocking(move || inner.run_queued_writes()).await.map_err(join_error)?;
+        answer
+            .await
+            .map_err(|_| HoraceError::catalog("the catalog write was abandoned (a write in its batch panicked)"))?
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -294,6 +371,27 @@ impl SqliteCatalog {
                 }
             };
             Ok((load_file(tx, root, seq)?, outcome))
+        })
+        .await
+    }
+
+    pub async fn inline_content(&self, checksum: &str) -> Result<Option<Vec<u8>>> {
+        let checksum = checksum.to_owned();
+        self.read(move |conn, _| {
+            Ok(conn
+                .prepare_cached("SELECT content FROM objects WHERE checksum = ?1")?
+                .query_row([&checksum], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn inline_checksums(&self) -> Result<Vec<String>> {
+        self.read(|conn, _| {
+            Ok(conn
+                .prepare_cached("SELECT checksum FROM objects ORDER BY checksum")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?)
         })
         .await
     }
@@ -522,6 +620,32 @@ impl SqliteCatalog {
     }
 }
 
+impl Inner {
+    /// Takes the writer and runs every queued write in one transaction; an
+    /// earlier holder may have run them all already.
+    fn run_queued_writes(&self) {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut batch = std::mem::take(&mut *self.queued.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return;
+        }
+        let committed = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for write in &mut batch {
+                tx.execute_batch("SAVEPOINT write")?;
+                let undo =
+                    if write.run(&tx, &self.root) { "RELEASE write" } else { "ROLLBACK TO write; RELEASE write" };
+                tx.execute_batch(undo)?;
+            }
+            tx.commit()
+        })();
+        let failed = committed.err().map(|e| e.to_string());
+        for write in batch {
+            write.answer(failed.as_deref());
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(
@@ -604,7 +728,7 @@ fn version_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
 }
 
 fn insert_version(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     seq: i64,
     version: i64,
     observed: &Observed,
@@ -626,12 +750,16 @@ fn insert_version(
         restored_from,
         micros_of(now)
     ])?;
+    if let Some(content) = &observed.content {
+        tx.prepare_cached("INSERT OR IGNORE INTO objects (checksum, content) VALUES (?1, ?2)")?
+            .execute(params![observed.checksum, &content[..]])?;
+    }
     Ok(())
 }
 
 /// Makes `observed` the file's next version; returns its number.
 fn apply_content(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     seq: i64,
     observed: &Observed,
     reason: VersionReason,
@@ -659,7 +787,7 @@ fn apply_content(
 }
 
 /// Merges a metadata patch into the row; returns whether anything changed.
-fn apply_metadata(tx: &Transaction<'_>, seq: i64, patch: &FileMetadata, now: DateTime<Utc>) -> Result<bool> {
+fn apply_metadata(tx: &Connection, seq: i64, patch: &FileMetadata, now: DateTime<Utc>) -> Result<bool> {
     let stored = tx.query_row("SELECT owner, purpose, correlation_id, tags FROM files WHERE seq = ?1", [seq], |r| {
         let tags: String = r.get(3)?;
         Ok(StoredMetadata {
@@ -690,12 +818,12 @@ fn apply_metadata(tx: &Transaction<'_>, seq: i64, patch: &FileMetadata, now: Dat
     Ok(changed)
 }
 
-fn replace_tags(tx: &Transaction<'_>, seq: i64, tags: &[String]) -> Result<()> {
+fn replace_tags(tx: &Connection, seq: i64, tags: &[String]) -> Result<()> {
     tx.prepare_cached("DELETE FROM file_tags WHERE file_seq = ?1")?.execute([seq])?;
     insert_tags(tx, seq, tags)
 }
 
-fn insert_tags(tx: &Transaction<'_>, seq: i64, tags: &[String]) -> Result<()> {
+fn insert_tags(tx: &Connection, seq: i64, tags: &[String]) -> Result<()> {
     let mut insert = tx.prepare_cached("INSERT INTO file_tags (tag, file_seq) VALUES (?1, ?2)")?;
     for tag in tags {
         insert.execute(params![tag, seq])?;
@@ -705,7 +833,7 @@ fn insert_tags(tx: &Transaction<'_>, seq: i64, tags: &[String]) -> Result<()> {
 
 /// Adds the file to the named collection, creating the collection if
 /// needed; returns whether the file was not in it before.
-fn join_collection(tx: &Transaction<'_>, file_seq: i64, name: &str, now: DateTime<Utc>) -> Result<bool> {
+fn join_collection(tx: &Connection, file_seq: i64, name: &str, now: DateTime<Utc>) -> Result<bool> {
     tx.execute(
         "INSERT OR IGNORE INTO collections (id, name, metadata, created_at, updated_at) VALUES (?1, ?2, '{}', ?3, ?3)",
         params![Uuid::now_v7().to_string(), name, micros_of(now)],

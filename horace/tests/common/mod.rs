@@ -64,14 +64,35 @@ impl Fixture {
         format!("{}/{rel}", self.root().display())
     }
 
-    /// Checksums of every object in the version store.
+    /// What the version store holds: see [`stored_objects`].
     pub fn stored_objects(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.root().join(".horace/objects"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
+        stored_objects(&self.root())
+    }
+
+    /// Every stored content, sorted: the catalog's inline checksums and the
+    /// store's files (see [`stored_objects`]), each once.
+    pub async fn stored(&self) -> Vec<String> {
+        let mut all = self.horace.catalog().inline_checksums().await.unwrap();
+        all.extend(self.stored_objects());
+        all.sort();
+        all
+    }
+
+    /// Opens a second Horace on this fixture's root and catalog, as a
+    /// restart (or another replica) does, and a client on it.
+    pub async fn reopen(&self) -> (Horace, Client, ShutdownHandle) {
+        let root = StorageRoot::open(&self.root()).unwrap();
+        let horace = Horace::new(root, self.horace.catalog().clone()).unwrap();
+        let bound = horace::server(horace.clone()).bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", bound.local_addr());
+        let shutdown = bound.shutdown_handle();
+        tokio::spawn(bound.serve());
+        (horace, Client::connect(&url).await.unwrap(), shutdown)
+    }
+
+    /// Where the version store keeps the content `checksum`.
+    pub fn object_path(&self, checksum: &str) -> PathBuf {
+        self.root().join(".horace/objects").join(&checksum[..2]).join(checksum)
     }
 
     /// Every file under `outside/` with its content, to compare before and after.
@@ -165,6 +186,29 @@ pub async fn fails_with(client: &Client, tool: &str, args: Value, code: &str) ->
 /// The stable code before the first `:` of an error text.
 pub fn code_of(text: &str) -> &str {
     text.split_once(':').map_or("", |(code, _)| code)
+}
+
+/// Everything in the version store of the root `root`, sorted: the checksum
+/// of each object in its folder (`objects/ab/ab12...`), and anything else
+/// (a temp file left behind, an object in the wrong folder) by its path
+/// under `objects/`, so that comparing with a list of checksums also checks
+/// that nothing else is there.
+pub fn stored_objects(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root.join(".horace/objects")).unwrap() {
+        let entry = entry.unwrap();
+        let shard = entry.file_name().into_string().unwrap();
+        if !entry.file_type().unwrap().is_dir() {
+            found.push(shard);
+            continue;
+        }
+        for object in std::fs::read_dir(entry.path()).unwrap() {
+            let name = object.unwrap().file_name().into_string().unwrap();
+            found.push(if name.starts_with(&shard) && name.len() == 64 { name } else { format!("{shard}/{name}") });
+        }
+    }
+    found.sort();
+    found
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
