@@ -66,7 +66,7 @@ impl Access {
             && let Some(host) = headers.get(header::HOST)
         {
             let host = host.to_str().unwrap_or("");
-            if !is_loopback_host(strip_port(host)) {
+            if !host_of(host).is_some_and(is_loopback_host) {
                 return Err(Refusal::Host(host.to_owned()));
             }
         }
@@ -75,11 +75,7 @@ impl Access {
         if let Some(token) = &self.token
             && !health_check
         {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                .map(str::trim);
+            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
             match given {
                 None => return Err(Refusal::NoToken),
                 Some(given) if !constant_time_eq(given.as_bytes(), token) => return Err(Refusal::BadToken),
@@ -189,23 +185,41 @@ where
     }
 }
 
+/// The credentials of `Authorization: Bearer <token>`; the scheme name is
+/// case-insensitive (RFC 7235 section 2.1), so `BEARER` and `bearer` count.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim_start().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 fn is_loopback_origin(origin: &str) -> bool {
     let Some((scheme, rest)) = origin.split_once("://") else { return false };
-    matches!(scheme, "http" | "https") && !rest.contains('/') && is_loopback_host(strip_port(rest))
+    matches!(scheme, "http" | "https") && host_of(rest).is_some_and(is_loopback_host)
 }
 
 fn is_loopback_host(host: &str) -> bool {
     ["localhost", "127.0.0.1", "[::1]"].iter().any(|loopback| host.eq_ignore_ascii_case(loopback))
 }
 
-/// `host:port` → `host`; `[v6]:port` → `[v6]`.
-fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return authority.find(']').map_or(authority, |end| &authority[..=end]);
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, port)| if port.bytes().all(|b| b.is_ascii_digit()) { host } else { authority })
+/// The host of an authority: `host` or `host:port` → `host`, `[v6]` or
+/// `[v6]:port` → `[v6]`. `None` for anything else (a path, trailing junk
+/// after `]`, a port that is not digits): the whole value must parse.
+fn host_of(authority: &str) -> Option<&str> {
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, rest) = authority.split_at(end + 1);
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port_ok = port.is_none_or(|port| port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()));
+    (port_ok && !host.is_empty()).then_some(host)
 }
 
 /// Compares in time that depends only on the lengths, so the token cannot be
@@ -255,6 +269,22 @@ mod tests {
         assert!(access.check(&headers(&[(header::HOST, "[::1]:9000")]), false).is_ok());
         assert!(access.check(&headers(&[(header::HOST, "localhost")]), false).is_ok());
         assert!(matches!(access.check(&headers(&[(header::HOST, "evil.example:9000")]), false), Err(Refusal::Host(_))));
+        // The whole value must parse: nothing may trail the host or port.
+        for junk in ["[::1]junk", "[::1]:80x", "localhost:9000:1", "127.0.0.1:", "[::1", "localhost/", ""] {
+            let refused = access.check(&headers(&[(header::HOST, junk)]), false);
+            if junk == "127.0.0.1:" {
+                // An empty port is allowed by RFC 3986 (`port = *DIGIT`).
+                assert!(refused.is_ok(), "{junk}");
+                continue;
+            }
+            assert!(matches!(refused, Err(Refusal::Host(_))), "{junk:?}");
+        }
+        for junk in ["http://[::1]junk", "http://[::1]:80/x", "http://localhost:abc", "http://localhost@evil.example"] {
+            assert!(
+                matches!(access.check(&headers(&[(header::ORIGIN, junk)]), false), Err(Refusal::Origin(_))),
+                "{junk}"
+            );
+        }
     }
 
     #[test]
@@ -265,6 +295,19 @@ mod tests {
         let wrong = headers(&[(header::AUTHORIZATION, "Bearer s3cre")]);
         assert!(matches!(access.check(&wrong, false), Err(Refusal::BadToken)));
         assert!(access.check(&headers(&[(header::AUTHORIZATION, "Bearer s3cret")]), false).is_ok());
+        // The scheme name is case-insensitive (RFC 7235); the token is not.
+        for scheme in ["BEARER", "bearer", "bEaReR"] {
+            let given = headers(&[(header::AUTHORIZATION, &format!("{scheme} s3cret"))]);
+            assert!(access.check(&given, false).is_ok(), "{scheme}");
+        }
+        assert!(matches!(
+            access.check(&headers(&[(header::AUTHORIZATION, "Bearer S3CRET")]), false),
+            Err(Refusal::BadToken)
+        ));
+        assert!(matches!(
+            access.check(&headers(&[(header::AUTHORIZATION, "Basic s3cret")]), false),
+            Err(Refusal::NoToken)
+        ));
         assert!(!constant_time_eq(b"s3cret1", b"s3cret"));
     }
 }
