@@ -220,7 +220,9 @@ async fn cancellation_stops_the_work_fires_the_token_and_sends_no_response() {
             "name":"work","arguments":{"steps":1000,"step_ms":10},"_meta":{"progressToken":1}}}))
         .await;
     // Wait until it is demonstrably running.
+    let running_by = Instant::now() + Duration::from_secs(10);
     while seen.steps.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < running_by, "the call never got to step 3");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     client.notify("notifications/cancelled", Some(json!({"requestId": "long", "reason": "test"}))).await;
@@ -255,7 +257,9 @@ async fn dropping_the_connection_cancels_its_calls() {
         .send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
         "name":"work","arguments":{"steps":1000,"step_ms":10}}}))
         .await;
+    let running_by = Instant::now() + Duration::from_secs(10);
     while seen.steps.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < running_by, "the call never got to step 2");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     drop(client);
