@@ -12,7 +12,7 @@
 //!   bookkeeping, and hands out the next message to write, whichever call
 //!   or the session itself it comes from.
 //! - Streamable HTTP gives each call its own response stream, so each POST
-//!   drives its own `Call` (see `http.rs`).
+//!   drives its own `Call` (see `http/mod.rs`).
 //!
 //! A call that finishes on its first poll without notifying, the usual
 //! case, costs no allocation beyond its future and never enters the set of

@@ -32,7 +32,7 @@
 //!   Godot itself runs with this sink off.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use crate::client::Client;
+use crate::client::{Backoff, Client};
 use crate::error::Error;
 use crate::tool::{CallError, ToolOutput};
 
@@ -52,7 +52,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
 pub const MAX_PER_FLUSH: usize = 1024;
 /// The `clientInfo.name` of sessions whose calls are never logged.
 pub const UNLOGGED_CLIENT: &str = "godot-worker";
-/// The longest wait between attempts to reach a Godot that is down.
+/// The first and the longest wait between attempts to reach a Godot that is down.
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(250);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// The URL from `GODOT_URL`, unless `LOGGING_ENABLED` is false.
@@ -144,6 +145,10 @@ pub(crate) struct GodotLog {
 
 struct Shared {
     component: String,
+    url: String,
+    /// The sender task runs (it is started by the first record or flush,
+    /// inside the runtime: building a server needs none).
+    sending: AtomicBool,
     buffer: Mutex<Vec<Record>>,
     /// Records refused because the buffer was full, since the last flush.
     overflow: AtomicU64,
@@ -155,25 +160,42 @@ struct Shared {
 }
 
 impl GodotLog {
-    /// Starts the background sender for server `component` (its name).
-    pub(crate) fn start(url: &str, component: &str) -> Result<GodotLog, Error> {
+    /// The sink for server `component` (its name), after checking `url`.
+    /// Its background sender starts with the first record, so this needs no
+    /// Tokio runtime.
+    pub(crate) fn new(url: &str, component: &str) -> Result<GodotLog, Error> {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(Error::Config(format!(
                 "GODOT_URL must be Godot's ws:// URL (such as ws://godot:9060/), got {url:?}; unset it, or set \
                  LOGGING_ENABLED=false, to log nothing to Godot"
             )));
         }
-        let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             component: component.to_owned(),
+            url: url.to_owned(),
+            sending: AtomicBool::new(false),
             buffer: Mutex::new(Vec::new()),
             overflow: AtomicU64::new(0),
-            wake: wake.clone(),
+            wake: Arc::new(Notify::new()),
             begun: AtomicU64::new(0),
             finished: watch::Sender::new(0),
         });
-        tokio::spawn(send_loop(Arc::downgrade(&shared), wake, url.to_owned()));
         Ok(GodotLog { shared })
+    }
+
+    /// Starts the background sender once, from inside a runtime (a record
+    /// or a flush; outside one, the next call inside one starts it). One
+    /// relaxed load once it runs.
+    fn ensure_sending(&self) {
+        let shared = &self.shared;
+        if shared.sending.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !shared.sending.swap(true, Ordering::AcqRel)
+        {
+            runtime.spawn(send_loop(Arc::downgrade(shared), shared.wake.clone(), shared.url.clone()));
+        }
     }
 
     /// Sends what is buffered now and waits, at most `within`, until it is
@@ -181,6 +203,7 @@ impl GodotLog {
     /// session's process exits right after its session closes, and that
     /// closing would otherwise never leave the buffer.
     pub(crate) async fn flush(&self, within: Duration) {
+        self.ensure_sending();
         let mut finished = self.shared.finished.subscribe();
         // A send already begun may have taken the buffer before the latest
         // records: wait for the one after it.
@@ -190,6 +213,7 @@ impl GodotLog {
     }
 
     fn record(&self, record: Record) {
+        self.ensure_sending();
         let mut buffer = self.shared.buffer.lock().expect("the log buffer lock is never poisoned");
         if buffer.len() < MAX_PER_FLUSH {
             buffer.push(record);
@@ -299,7 +323,7 @@ fn entry(component: &str, record: &Record) -> Value {
 
 /// Sends the buffer every [`FLUSH_EVERY`] (or when woken) until the server is gone.
 async fn send_loop(shared: Weak<Shared>, wake: Arc<Notify>, url: String) {
-    let mut link = Link { url, client: None, next_attempt: Instant::now(), delay: Duration::from_millis(250) };
+    let mut link = Link { url, client: None, next_attempt: Instant::now(), backoff: Link::backoff() };
     // Dropped records not yet reported to Godot.
     let mut unreported = 0u64;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -372,10 +396,14 @@ struct Link {
     url: String,
     client: Option<Client>,
     next_attempt: Instant,
-    delay: Duration,
+    backoff: Backoff,
 }
 
 impl Link {
+    fn backoff() -> Backoff {
+        Backoff::new(FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY)
+    }
+
     async fn client(&mut self) -> Option<Client> {
         if let Some(client) = &self.client {
             return client.is_connected().then(|| client.clone());
@@ -391,13 +419,13 @@ impl Link {
             .await;
         match connected {
             Ok(client) => {
+                self.backoff = Link::backoff();
                 self.client = Some(client.clone());
                 Some(client)
             }
             Err(e) => {
                 tracing::debug!(error = %e, "Godot unreachable");
-                self.next_attempt = Instant::now() + self.delay;
-                self.delay = (self.delay * 2).min(MAX_RECONNECT_DELAY);
+                self.next_attempt = Instant::now() + self.backoff.next_delay();
                 None
             }
         }
@@ -434,7 +462,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_is_recorded_once_announced_and_closed_only_then() {
-        let log = GodotLog::start("ws://127.0.0.1:9/", "t").unwrap();
+        let log = GodotLog::new("ws://127.0.0.1:9/", "t").unwrap();
         let buffered = || log.shared.buffer.lock().unwrap().len();
         drop(log.connection(Transport::WebSocket, None));
         assert_eq!(buffered(), 0, "a connection never announced (a probe, Godot's worker) leaves no record");
@@ -449,12 +477,12 @@ mod tests {
     #[tokio::test]
     async fn the_buffer_is_bounded_and_overflow_counted() {
         // A port that refuses: nothing is ever sent.
-        let log = GodotLog::start("ws://127.0.0.1:9/", "t").unwrap();
+        let log = GodotLog::new("ws://127.0.0.1:9/", "t").unwrap();
         for _ in 0..MAX_PER_FLUSH + 10 {
             log.call("t").finish(None);
         }
         assert!(log.shared.buffer.lock().unwrap().len() <= MAX_PER_FLUSH);
         assert!(log.shared.overflow.load(Ordering::Relaxed) >= 10);
-        assert!(GodotLog::start("http://godot:9060", "t").is_err(), "a URL that is not ws:// is refused");
+        assert!(GodotLog::new("http://godot:9060", "t").is_err(), "a URL that is not ws:// is refused");
     }
 }

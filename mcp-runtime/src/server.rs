@@ -45,6 +45,10 @@ const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_SESSIONS: usize = 10_000;
 const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(1800);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole request body must arrive within this: a client trickling a
+/// 16 MiB body must not hold a connection slot forever. 30 s lets the
+/// largest message through at about 560 KB/s.
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Entry point: `Server::builder("name", "1.0.0")`.
 ///
@@ -115,6 +119,7 @@ impl Server {
             max_connections: None,
             ping_interval: None,
             shutdown_grace: None,
+            body_timeout: None,
             max_sessions: None,
             session_idle_timeout: None,
             allowed_origins: Vec::new(),
@@ -134,7 +139,7 @@ impl Server {
 /// so operators can tune a binary without rebuilding it: `MCP_TOOLS_PAGE_SIZE`,
 /// `MCP_MAX_MESSAGE_SIZE` (bytes), `MCP_MAX_IN_FLIGHT`, `MCP_MAX_CONNECTIONS`,
 /// `MCP_PING_INTERVAL_SECS` (0 turns keepalive off), `MCP_SHUTDOWN_GRACE_SECS`,
-/// `MCP_MAX_SESSIONS`, `MCP_SESSION_IDLE_SECS`, `MCP_ALLOWED_ORIGINS`
+/// `MCP_BODY_TIMEOUT_SECS`, `MCP_MAX_SESSIONS`, `MCP_SESSION_IDLE_SECS`, `MCP_ALLOWED_ORIGINS`
 /// (comma-separated) and `MCP_AUTH_TOKEN`.
 pub struct ServerBuilder {
     name: String,
@@ -150,6 +155,7 @@ pub struct ServerBuilder {
     max_connections: Option<usize>,
     ping_interval: Option<Duration>,
     shutdown_grace: Option<Duration>,
+    body_timeout: Option<Duration>,
     max_sessions: Option<usize>,
     session_idle_timeout: Option<Duration>,
     allowed_origins: Vec<String>,
@@ -303,6 +309,13 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a Streamable HTTP request body may take to arrive in full
+    /// before the request is answered 408 (default 30 s).
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = Some(timeout);
+        self
+    }
+
     /// Streamable HTTP sessions open at once before `initialize` is refused with 503 (default 10,000).
     pub fn max_sessions(mut self, sessions: usize) -> Self {
         self.max_sessions = Some(sessions);
@@ -366,6 +379,8 @@ impl ServerBuilder {
         let ping_interval = ping_secs.or(self.ping_interval).unwrap_or(DEFAULT_PING_INTERVAL);
         let grace_secs = env_value::<u64>("MCP_SHUTDOWN_GRACE_SECS")?.map(Duration::from_secs);
         let shutdown_grace = grace_secs.or(self.shutdown_grace).unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let body_secs = env_value::<u64>("MCP_BODY_TIMEOUT_SECS")?.map(Duration::from_secs);
+        let body_timeout = body_secs.or(self.body_timeout).unwrap_or(DEFAULT_BODY_TIMEOUT);
         let idle_secs = env_value::<u64>("MCP_SESSION_IDLE_SECS")?.map(Duration::from_secs);
         let session_idle_timeout = idle_secs.or(self.session_idle_timeout).unwrap_or(DEFAULT_SESSION_IDLE);
         for (what, value) in [
@@ -390,6 +405,9 @@ impl ServerBuilder {
                 )));
             }
         }
+        if body_timeout.is_zero() {
+            return Err(Error::Config("the request body timeout (MCP_BODY_TIMEOUT_SECS) must be at least 1 s".into()));
+        }
         if session_idle_timeout.is_zero() {
             return Err(Error::Config("the session idle timeout (MCP_SESSION_IDLE_SECS) must be at least 1 s".into()));
         }
@@ -410,7 +428,7 @@ impl ServerBuilder {
         let has_state = |type_id: TypeId| self.state.contains(type_id);
         let registry = Registry::build(self.tools, Some(&has_state))?;
         let godot_url = self.godot_url.unwrap_or_else(crate::godot_log::url_from_env);
-        let godot_log = godot_url.map(|url| crate::godot_log::GodotLog::start(&url, &self.name)).transpose()?;
+        let godot_log = godot_url.map(|url| crate::godot_log::GodotLog::new(&url, &self.name)).transpose()?;
         let mut core = ServerCore::new(
             self.name,
             self.version,
@@ -426,6 +444,7 @@ impl ServerBuilder {
             ping_interval: (!ping_interval.is_zero()).then_some(ping_interval),
             shutdown_grace,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            body_timeout,
             max_connections,
             max_sessions,
             session_idle_timeout,
@@ -689,6 +708,7 @@ Environment (these win over the service's builder):
   MCP_TRANSPORT            `stdio` does what --stdio does
   MCP_PING_INTERVAL_SECS   keepalive period, 0 = off [default: 30]
   MCP_SHUTDOWN_GRACE_SECS  time calls get to finish on shutdown [default: 10]
+  MCP_BODY_TIMEOUT_SECS    time a request body gets to arrive in full [default: 30]
   GODOT_URL                log connections and tool calls to this Godot (ws://) [default: off]
   LOGGING_ENABLED          false turns GODOT_URL off [default: true]";
 

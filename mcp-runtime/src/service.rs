@@ -28,6 +28,8 @@ pub(crate) struct TransportConfig {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) handshake_timeout: Duration,
+    /// How long a request body may take to arrive in full (408 after it).
+    pub(crate) body_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_sessions: usize,
     pub(crate) session_idle_timeout: Duration,

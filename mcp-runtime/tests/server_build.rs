@@ -68,6 +68,15 @@ async fn unusable_settings_fail_bind() {
     assert!(error.to_string().contains("256.0.0.1:0"), "{error}");
 }
 
+#[test]
+fn building_needs_no_runtime_even_with_the_godot_sink_on() {
+    // Not inside a Tokio runtime: the sink's sender starts when serving does.
+    let built = Server::builder("t", "1").tool::<echo>().log_to_godot(Some("ws://127.0.0.1:9/")).build();
+    assert!(built.is_ok(), "{:?}", built.err());
+    let error = Server::builder("t", "1").log_to_godot(Some("http://godot:9060")).build().unwrap_err();
+    assert!(error.to_string().contains("ws://"), "{error}");
+}
+
 #[tokio::test]
 async fn a_port_in_use_is_a_bind_error() {
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

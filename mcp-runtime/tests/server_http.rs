@@ -186,6 +186,21 @@ async fn a_stream_the_tool_closed_is_resumed_with_last_event_id() {
     )
     .await;
     assert_eq!(bad.status, 400, "{}", bad.body);
+    // The stream exists, the sequence number does not: the largest one
+    // (whose successor overflows) and one just past what was sent.
+    let stream = last.split_once('-').expect("<stream>-<seq>").0;
+    for unsent in [format!("{stream}-18446744073709551615"), format!("{stream}-99")] {
+        let refused = exchange(
+            addr,
+            "GET",
+            "/mcp",
+            &[("accept", "text/event-stream"), ("mcp-session-id", &session), ("last-event-id", &unsent)],
+            "",
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{unsent}: {}", refused.body);
+        assert!(refused.body.contains("has not sent"), "{}", refused.body);
+    }
 }
 
 #[tokio::test]
@@ -331,4 +346,38 @@ async fn http_limits_answer_with_their_status_codes() {
     assert!(full.header("retry-after").is_some());
     let health = exchange(addr, "GET", "/healthz", &[], "").await;
     assert_eq!((health.status, health.json()["status"].clone()), (200, json!("serving")));
+}
+
+#[tokio::test]
+async fn a_body_trickled_slower_than_the_timeout_gets_408_and_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_served, addr) = start(builder().body_timeout(Duration::from_millis(400))).await;
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // One byte every 50 ms: the connection is never silent for long, but the
+    // body would take 50 s to arrive.
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(10), "no answer to a trickled body");
+        tokio::select! {
+            read = socket.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                // The server may have closed its side; a failed write ends the trickle.
+                let _ = socket.write_all(b" ").await;
+            }
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive in full"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "not before the timeout");
 }

@@ -16,7 +16,7 @@
 mod session;
 pub(crate) mod sse;
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 pub(crate) use self::session::SessionTable;
 use self::session::{HttpSession, Refused, StreamGuard};
-use self::sse::{EventLog, LogReader};
+use self::sse::LogReader;
 use crate::access::AccessLayer;
 use crate::dispatch::{Action, Routing, Session, Transported};
 use crate::engine::{Call, CallEvent};
@@ -169,7 +169,7 @@ async fn post_message(State(service): State<Arc<Service>>, request: Request) -> 
             &format!("unsupported media type {content_type:?}: send one JSON-RPC message as application/json"),
         );
     }
-    let body = match read_body(body, service.config.max_message_size).await {
+    let body = match read_body(body, service.config.max_message_size, service.config.body_timeout).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
@@ -231,10 +231,26 @@ fn check_session_version(headers: &HeaderMap, session: &HttpSession) -> Option<R
     Some(rpc_error(StatusCode::BAD_REQUEST, error_code::INVALID_REQUEST, &message))
 }
 
-/// The whole body, at most `limit` bytes (413 above it).
-async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Response> {
+/// The whole body, at most `limit` bytes (413 above it), within `deadline`
+/// (408 after it, and the connection closes: the rest of the body is unread).
+async fn read_body(body: axum::body::Body, limit: usize, deadline: Duration) -> Result<Bytes, Response> {
     use http_body_util::BodyExt;
-    match http_body_util::Limited::new(body, limit).collect().await {
+    let mut collect = std::pin::pin!(http_body_util::Limited::new(body, limit).collect());
+    // A body that is already here (the usual small message) costs no timer.
+    let read = match poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await {
+        Poll::Ready(read) => Ok(read),
+        Poll::Pending => tokio::time::timeout(deadline, collect).await,
+    };
+    let Ok(read) = read else {
+        let mut response = rpc_error(
+            StatusCode::REQUEST_TIMEOUT,
+            error_code::INVALID_REQUEST,
+            &format!("request timeout: the body did not arrive in full within {} s", deadline.as_secs_f64()),
+        );
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Err(response);
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(rpc_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -392,7 +408,7 @@ async fn drive_session_call(
         return;
     }
     let log = running.session.open_stream();
-    let _ = tx.send(First::Stream(log.reader(None)));
+    let _ = tx.send(First::Stream(log.reader()));
     while let Some(event) = next {
         match event {
             CallEvent::Notification(text) | CallEvent::Response { text, .. } => log.push(text),
@@ -523,11 +539,18 @@ async fn get_stream(State(service): State<Arc<Service>>, request: Request) -> Re
                 &format!("the stream of event {last:?} is no longer kept; its events cannot be replayed"),
             );
         };
+        let Some(reader) = log.reader_after(seq) else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                error_code::INVALID_REQUEST,
+                &format!("Last-Event-ID {last:?} names an event this server has not sent on that stream"),
+            );
+        };
         if !session.is_get_stream(&log) {
             let guard = session.stream_guard();
-            return sse_response(&service, GuardedStream { inner: log.reader(Some(seq)), _guard: guard });
+            return sse_response(&service, GuardedStream { inner: reader, _guard: guard });
         }
-        return match GetStream::attach(&service, &session, Some((log, seq))) {
+        return match GetStream::attach(&service, &session, Some(reader)) {
             Some(stream) => sse_response(&service, stream),
             None => get_conflict(),
         };
@@ -565,13 +588,9 @@ struct GetStream {
 }
 
 impl GetStream {
-    fn attach(
-        service: &Service,
-        session: &Arc<HttpSession>,
-        resume: Option<(Arc<EventLog>, u64)>,
-    ) -> Option<GetStream> {
-        let (log, route) = session.attach_get(resume.as_ref().map(|(log, _)| log.clone()))?;
-        let reader = log.reader(resume.map(|(_, seq)| seq));
+    fn attach(service: &Service, session: &Arc<HttpSession>, resume: Option<LogReader>) -> Option<GetStream> {
+        let (log, route) = session.attach_get(resume.as_ref().map(|reader| reader.log().clone()))?;
+        let reader = resume.unwrap_or_else(|| log.reader());
         Some(GetStream {
             session: session.clone(),
             reader,

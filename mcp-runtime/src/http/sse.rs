@@ -128,10 +128,22 @@ impl EventLog {
         inner.ended.map(|at| (at, inner.delivered))
     }
 
-    /// Reads from the start (`None`) or after the event with sequence `after`.
-    pub(crate) fn reader(self: &Arc<Self>, after: Option<u64>) -> LogReader {
+    /// Reads from the start.
+    pub(crate) fn reader(self: &Arc<Self>) -> LogReader {
         let breaks_seen = self.lock().breaks.len();
-        LogReader { log: self.clone(), next: after.map_or(0, |seq| seq + 1), breaks_seen }
+        LogReader { log: self.clone(), next: 0, breaks_seen }
+    }
+
+    /// Reads after the event with sequence `after`; `None` if this stream
+    /// has not sent that event (a `Last-Event-ID` this server never issued).
+    pub(crate) fn reader_after(self: &Arc<Self>, after: u64) -> Option<LogReader> {
+        let inner = self.lock();
+        if after >= inner.next_seq {
+            return None;
+        }
+        // `after < next_seq`, so this cannot overflow.
+        let next = after.checked_add(1)?;
+        Some(LogReader { log: self.clone(), next, breaks_seen: inner.breaks.len() })
     }
 
     fn poll_event(&self, next: &mut u64, breaks_seen: usize, cx: &mut Context<'_>) -> Poll<Option<(u64, Arc<str>)>> {
@@ -275,7 +287,10 @@ mod tests {
     use futures_util::StreamExt;
 
     fn texts(log: &Arc<EventLog>, after: Option<u64>) -> Vec<(u64, String)> {
-        let mut reader = log.reader(after);
+        let mut reader = match after {
+            None => log.reader(),
+            Some(seq) => log.reader_after(seq).expect("an event the stream sent"),
+        };
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut out = Vec::new();
@@ -297,6 +312,15 @@ mod tests {
     }
 
     #[test]
+    fn an_event_the_stream_never_sent_cannot_be_resumed_after() {
+        let log = EventLog::new(1);
+        log.push("a".into());
+        assert!(log.reader_after(1).is_some());
+        assert!(log.reader_after(2).is_none(), "not sent yet");
+        assert!(log.reader_after(u64::MAX).is_none(), "the largest sequence: no overflow, no replay");
+    }
+
+    #[test]
     fn only_the_most_recent_events_are_kept() {
         let log = EventLog::new(1);
         for i in 0..RETAINED_EVENTS + 10 {
@@ -310,14 +334,14 @@ mod tests {
     #[tokio::test]
     async fn a_break_ends_current_readers_and_a_resumed_reader_goes_on() {
         let log = EventLog::new(1);
-        let mut first = log.reader(None);
+        let mut first = log.reader();
         assert!(first.next().await.is_some(), "priming event");
         log.push("a".into());
         log.break_readers();
         log.push("b".into());
         assert!(first.next().await.is_some(), "what was sent before the break");
         assert!(first.next().await.is_none(), "then it ends");
-        let resumed = log.reader(Some(1));
+        let resumed = log.reader_after(1).unwrap();
         log.end();
         let rest: Vec<_> = resumed.collect().await;
         assert_eq!(rest.len(), 1, "b, sent after the break");
@@ -326,7 +350,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_ends_when_the_stream_ends() {
         let log = EventLog::new(1);
-        let mut reader = log.reader(None);
+        let mut reader = log.reader();
         assert!(reader.next().await.is_some(), "priming event");
         log.push("x".into());
         log.end();
