@@ -109,6 +109,11 @@ pub(crate) enum Action {
     Nothing,
     Reply(Reply),
     Call(Call),
+    /// A notification (no id) that is not valid: JSON-RPC answers nothing,
+    /// so WebSocket and stdio send nothing; Streamable HTTP, which must
+    /// refuse input it cannot accept with an error status, sends this
+    /// error (id null) with 400.
+    Invalid(Reply),
 }
 
 /// A reply that needed no tool call.
@@ -116,11 +121,14 @@ pub(crate) struct Reply {
     pub(crate) text: String,
     /// The JSON-RPC error code when the reply is an error (HTTP maps some to a status).
     pub(crate) error: Option<i32>,
+    /// The message had no usable id (unparsable, a batch, a bad id): the
+    /// error answers no request, and Streamable HTTP sends it with 400.
+    pub(crate) unaddressed: bool,
 }
 
 impl Reply {
     fn result(text: String) -> Action {
-        Action::Reply(Reply { text, error: None })
+        Action::Reply(Reply { text, error: None, unaddressed: false })
     }
 }
 
@@ -183,6 +191,10 @@ pub(crate) struct Transported<'a> {
     pub(crate) declared_version: Option<&'a str>,
     /// The SEP-2243 routing headers, when the transport has headers (HTTP).
     pub(crate) routing: Option<Routing<'a>>,
+    /// A Streamable HTTP POST without a session: legacy direct calls (method
+    /// = tool name), which old ICCM WebSocket clients send without a
+    /// handshake, are refused; HTTP clients initialize or go stateless.
+    pub(crate) no_legacy_calls: bool,
 }
 
 /// `Mcp-Method` and `Mcp-Name` as sent (already trimmed of surrounding
@@ -369,7 +381,8 @@ impl Session {
             Some(id) => reply_error(Some(id), code, message),
             None => {
                 tracing::debug!(code, message, "dropping an invalid notification");
-                Action::Nothing
+                let text = protocol::error_response(None, code, message, None);
+                Action::Invalid(Reply { text, error: Some(code), unaddressed: true })
             }
         }
     }
@@ -424,6 +437,16 @@ impl Session {
                 let message = format!("method not found: `{method}`");
                 return reply_error(Some(id_raw), error_code::METHOD_NOT_FOUND, &message);
             };
+            if transported.no_legacy_calls && self.negotiated.is_none() {
+                let message = format!(
+                    "invalid request: calling the tool `{method}` by its name needs a session over HTTP: send \
+                     `initialize` (without Mcp-Session-Id) first and then `tools/call` with the Mcp-Session-Id \
+                     it returned, or send a stateless `tools/call` with the protocol version in \
+                     `params._meta[\"{META_PROTOCOL_VERSION}\"]` ({})",
+                    STATELESS_VERSIONS[0]
+                );
+                return reply_error(Some(id_raw), error_code::INVALID_REQUEST, &message);
+            }
             let tool = tool.clone();
             return self.start_call(id_raw, id, tool, params_raw, None, CallMode::Legacy);
         }
@@ -923,11 +946,12 @@ fn missing_capabilities(id_raw: &str, tool: &Tool, declared: Option<&RawValue>) 
     );
     let code = error_code::MISSING_CLIENT_CAPABILITY;
     let text = protocol::error_response(Some(id_raw), code, &message, Some(&data));
-    Some(Action::Reply(Reply { text, error: Some(code) }))
+    Some(Action::Reply(Reply { text, error: Some(code), unaddressed: false }))
 }
 
 fn reply_error(id_raw: Option<&str>, code: i32, message: &str) -> Action {
-    Action::Reply(Reply { text: protocol::error_response(id_raw, code, message, None), error: Some(code) })
+    let text = protocol::error_response(id_raw, code, message, None);
+    Action::Reply(Reply { text, error: Some(code), unaddressed: id_raw.is_none() })
 }
 
 fn unsupported_version(id_raw: &str, requested: &str) -> Action {
@@ -951,6 +975,7 @@ fn unsupported_version(id_raw: &str, requested: &str) -> Action {
     Action::Reply(Reply {
         text: protocol::error_response(Some(id_raw), code, &message, Some(&data)),
         error: Some(code),
+        unaddressed: false,
     })
 }
 
@@ -985,7 +1010,7 @@ mod tests {
     fn reply(session: &mut Session, text: &str) -> serde_json::Value {
         match session.handle_text(text) {
             Action::Reply(reply) => serde_json::from_str(&reply.text).expect("replies are JSON"),
-            Action::Nothing => panic!("no reply to {text}"),
+            Action::Nothing | Action::Invalid(_) => panic!("no reply to {text}"),
             Action::Call(_) => panic!("a call for {text}"),
         }
     }

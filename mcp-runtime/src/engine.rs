@@ -239,7 +239,8 @@ impl Engine {
     /// running calls; [`Engine::poll_outgoing`] yields its messages later.
     pub(crate) fn receive(&mut self, text: &str, cx: &mut Context<'_>) -> Option<Outgoing> {
         match self.session.handle_text(text) {
-            Action::Nothing => None,
+            // JSON-RPC answers no notification, even a broken one.
+            Action::Nothing | Action::Invalid(_) => None,
             Action::Reply(reply) => Some(Outgoing::Reply(reply.text)),
             Action::Call(mut call) => match call.poll_event(cx) {
                 // This transport has no response stream of the call's own to end.

@@ -381,3 +381,45 @@ async fn a_body_trickled_slower_than_the_timeout_gets_408_and_the_connection_clo
     assert!(answer.contains("did not arrive in full"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(400), "not before the timeout");
 }
+
+#[tokio::test]
+async fn input_the_server_cannot_accept_gets_400_with_or_without_a_session() {
+    let (_served, addr) = start(builder()).await;
+    let session = http_session(addr).await;
+    let refused = [
+        (r#"{"jsonrpc":"2.0","method":5}"#, -32600),
+        (r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":[1]}"#, -32602),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"#, -32700),
+        (r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, -32600),
+        (r#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#, -32600),
+    ];
+    for (body, code) in refused {
+        let in_session = in_session(addr, &session, body).await;
+        let outside = exchange(addr, "POST", "/mcp", &post_headers(&[]), body).await;
+        for (where_, answer) in [("in a session", &in_session), ("without one", &outside)] {
+            assert_eq!(answer.status, 400, "{where_}: {body}: {}", answer.body);
+            assert_eq!(answer.json()["error"]["code"], code, "{where_}: {body}: {}", answer.body);
+            assert_eq!(answer.json()["id"], Value::Null, "{where_}: {body}");
+        }
+    }
+    // A valid notification is accepted; a request's JSON-RPC error is its answer.
+    let accepted = in_session(addr, &session, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let unknown = in_session(addr, &session, &call(7, "no_such_tool", json!({}))).await;
+    assert_eq!((unknown.status, unknown.json()["id"].clone()), (200, json!(7)), "{}", unknown.body);
+}
+
+#[tokio::test]
+async fn a_tool_called_by_name_over_http_needs_a_session() {
+    let (_served, addr) = start(builder()).await;
+    let legacy = json!({"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"x"}}).to_string();
+    let refused = exchange(addr, "POST", "/mcp", &post_headers(&[]), &legacy).await;
+    assert_eq!((refused.status, refused.json()["error"]["code"].clone()), (400, json!(-32600)), "{}", refused.body);
+    assert!(refused.body.contains("needs a session") && refused.body.contains("initialize"), "{}", refused.body);
+    assert!(refused.header("mcp-session-id").is_none());
+    // After initialize, the session may call it by name as before.
+    let session = http_session(addr).await;
+    let called = in_session(addr, &session, &legacy).await;
+    assert_eq!(called.status, 200, "{}", called.body);
+    assert_eq!(called.json()["result"], json!({"text": "x"}), "{}", called.body);
+}

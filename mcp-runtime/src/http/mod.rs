@@ -182,7 +182,7 @@ async fn post_message(State(service): State<Arc<Service>>, request: Request) -> 
     };
     let declared = header_str(headers, PROTOCOL_VERSION);
     let routing = Routing { method: header_str(headers, MCP_METHOD), name: header_str(headers, MCP_NAME) };
-    let transported = Transported { declared_version: declared, routing: Some(routing) };
+    let mut transported = Transported { declared_version: declared, routing: Some(routing), no_legacy_calls: false };
     match header_str(headers, SESSION_ID) {
         Some(id) => {
             let Some(session) = service.sessions.get(id) else {
@@ -194,15 +194,22 @@ async fn post_message(State(service): State<Arc<Service>>, request: Request) -> 
             let action = session.engine().handle(text, transported);
             match action {
                 Action::Nothing => StatusCode::ACCEPTED.into_response(),
+                // Input the server cannot accept gets an error status
+                // (2025-11-25), as it does without a session; a request's
+                // JSON-RPC error is its answer (200).
+                Action::Invalid(reply) => json(StatusCode::BAD_REQUEST, reply.text),
+                Action::Reply(reply) if reply.unaddressed => json(StatusCode::BAD_REQUEST, reply.text),
                 Action::Reply(reply) => json(StatusCode::OK, reply.text),
                 Action::Call(call) => session_call(service, session, call).await,
             }
         }
         None => {
+            transported.no_legacy_calls = true;
             let mut transient = Session::new(service.core.clone());
             let action = transient.handle(text, transported);
             match action {
                 Action::Nothing => StatusCode::ACCEPTED.into_response(),
+                Action::Invalid(reply) => json(StatusCode::BAD_REQUEST, reply.text),
                 Action::Reply(reply) => match transient.negotiated_version() {
                     Some(version) => open_session(&service, transient, version, reply.text, peer),
                     None => json(sessionless_status(reply.error), reply.text),
