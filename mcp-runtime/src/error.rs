@@ -63,6 +63,24 @@ fn bullets(errors: &[Error]) -> String {
 }
 
 impl Error {
+    /// `problems` as one error: `None` for none, the error itself for one,
+    /// [`Error::Several`] for more.
+    pub(crate) fn from_problems(mut problems: Vec<Error>) -> Option<Error> {
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            _ => Some(Error::Several(problems)),
+        }
+    }
+
+    /// The problems this error stands for, owned.
+    pub(crate) fn into_problems(self) -> Vec<Error> {
+        match self {
+            Error::Several(errors) => errors,
+            single => vec![single],
+        }
+    }
+
     /// Every problem this error stands for: the list of [`Error::Several`],
     /// or the error itself.
     pub fn problems(&self) -> &[Error] {
@@ -87,8 +105,9 @@ impl Error {
         self.problems().iter().any(|e| matches!(e, Error::InvalidTool { .. }))
     }
 
+    /// True if this is, or [`Error::Several`] includes, an unusable setting.
     pub fn is_config(&self) -> bool {
-        matches!(self, Error::Config(_))
+        self.problems().iter().any(|e| matches!(e, Error::Config(_)))
     }
 
     pub fn is_bind(&self) -> bool {

@@ -66,6 +66,17 @@ pub(crate) fn url_from_env() -> Option<String> {
     }
 }
 
+/// Refuses a `GODOT_URL` that is not a WebSocket URL.
+pub(crate) fn check_url(url: &str) -> Result<(), Error> {
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "GODOT_URL must be Godot's ws:// URL (such as ws://godot:9060/), got {url:?}; unset it, or set \
+         LOGGING_ENABLED=false, to log nothing to Godot"
+    )))
+}
+
 /// Whether `initialize`'s `clientInfo` names a client whose calls must not
 /// be logged.
 pub(crate) fn is_unlogged_client(client_info: Option<&RawValue>) -> bool {
@@ -164,12 +175,7 @@ impl GodotLog {
     /// Its background sender starts with the first record, so this needs no
     /// Tokio runtime.
     pub(crate) fn new(url: &str, component: &str) -> Result<GodotLog, Error> {
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(Error::Config(format!(
-                "GODOT_URL must be Godot's ws:// URL (such as ws://godot:9060/), got {url:?}; unset it, or set \
-                 LOGGING_ENABLED=false, to log nothing to Godot"
-            )));
-        }
+        check_url(url)?;
         let shared = Arc::new(Shared {
             component: component.to_owned(),
             url: url.to_owned(),

@@ -248,16 +248,89 @@ impl ServerBuilder {
     }
 
     /// The start-up checks `bind()` and `--list-tools` run, without binding:
-    /// every problem at once, in one [`Error`] (see [`Error::problems`]).
-    /// State `state_from` will make counts as present.
+    /// every problem at once, in one [`Error`] (see [`Error::problems`]):
+    /// the tools, the state they take, and every setting (builder value or
+    /// environment variable). State `state_from` will make counts as present.
     pub fn check(&self) -> Result<(), Error> {
-        self.registry().map(drop)
+        both(self.settings(), self.registry()).map(drop)
     }
 
     fn registry(&self) -> Result<Registry, Error> {
         let provides: &[TypeId] = self.setup.as_ref().map_or(&[], |s| &s.provides);
         let has_state = |type_id: TypeId| self.state.contains(type_id) || provides.contains(&type_id);
         Registry::build(self.tools.clone(), Some(&has_state))
+    }
+
+    /// Every setting, from the environment (which wins), the builder or the
+    /// default, checked: the one place `build()` and `check()` read them.
+    fn settings(&self) -> Result<Settings, Error> {
+        let mut problems = Problems::default();
+        let mut count = |env: &str, builder: Option<usize>, default: usize, what: &str| {
+            let value = problems.env::<usize>(env).or(builder).unwrap_or(default);
+            problems.require(value >= 1, || format!("the {what} ({env}) must be at least 1"));
+            value
+        };
+        let tools_page_size =
+            count("MCP_TOOLS_PAGE_SIZE", self.tools_page_size, DEFAULT_TOOLS_PAGE_SIZE, "tools page size");
+        let max_message_size =
+            count("MCP_MAX_MESSAGE_SIZE", self.max_message_size, DEFAULT_MAX_MESSAGE_SIZE, "maximum message size");
+        let max_in_flight =
+            count("MCP_MAX_IN_FLIGHT", self.max_in_flight, DEFAULT_MAX_IN_FLIGHT, "calls in flight per connection");
+        let max_connections =
+            count("MCP_MAX_CONNECTIONS", self.max_connections, DEFAULT_MAX_CONNECTIONS, "connection limit");
+        let max_sessions = count("MCP_MAX_SESSIONS", self.max_sessions, DEFAULT_MAX_SESSIONS, "session limit");
+        for (what, env, value) in [
+            ("connection limit", "MCP_MAX_CONNECTIONS", max_connections),
+            ("calls in flight per connection", "MCP_MAX_IN_FLIGHT", max_in_flight),
+        ] {
+            problems.require(value <= Semaphore::MAX_PERMITS, || {
+                format!("the {what} ({env}) must be at most {}, got {value}", Semaphore::MAX_PERMITS)
+            });
+        }
+        let mut seconds = |env: &str, builder: Option<Duration>, default: Duration| {
+            problems.env::<u64>(env).map(Duration::from_secs).or(builder).unwrap_or(default)
+        };
+        let ping_interval = seconds("MCP_PING_INTERVAL_SECS", self.ping_interval, DEFAULT_PING_INTERVAL);
+        let shutdown_grace = seconds("MCP_SHUTDOWN_GRACE_SECS", self.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        let body_timeout = seconds("MCP_BODY_TIMEOUT_SECS", self.body_timeout, DEFAULT_BODY_TIMEOUT);
+        let session_idle_timeout = seconds("MCP_SESSION_IDLE_SECS", self.session_idle_timeout, DEFAULT_SESSION_IDLE);
+        problems.require(!body_timeout.is_zero(), || {
+            "the request body timeout (MCP_BODY_TIMEOUT_SECS) must be at least 1 s".to_owned()
+        });
+        problems.require(!session_idle_timeout.is_zero(), || {
+            "the session idle timeout (MCP_SESSION_IDLE_SECS) must be at least 1 s".to_owned()
+        });
+        let allowed_origins = match std::env::var("MCP_ALLOWED_ORIGINS") {
+            Ok(list) => list.split(',').map(str::to_owned).collect(),
+            Err(_) => self.allowed_origins.clone(),
+        };
+        let auth_token = std::env::var("MCP_AUTH_TOKEN").ok().or_else(|| self.auth_token.clone());
+        problems.require(auth_token.as_deref().is_none_or(|t| !t.trim().is_empty() && t.trim() == t), || {
+            "the bearer token (MCP_AUTH_TOKEN) must be non-empty, without surrounding spaces".to_owned()
+        });
+        let godot_url = self.godot_url.clone().unwrap_or_else(crate::godot_log::url_from_env);
+        if let Some(url) = &godot_url
+            && let Err(e) = crate::godot_log::check_url(url)
+        {
+            problems.0.push(e);
+        }
+        problems.into_result(Settings {
+            tools_page_size,
+            transport: TransportConfig {
+                max_message_size,
+                max_in_flight,
+                ping_interval: (!ping_interval.is_zero()).then_some(ping_interval),
+                shutdown_grace,
+                handshake_timeout: HANDSHAKE_TIMEOUT,
+                body_timeout,
+                max_connections,
+                max_sessions,
+                session_idle_timeout,
+            },
+            allowed_origins,
+            auth_token,
+            godot_url,
+        })
     }
 
     /// Text `initialize` and `server/discover` return to tell the model how to use the tools.
@@ -358,7 +431,7 @@ impl ServerBuilder {
     /// The Markdown tool catalog (what `--list-tools` prints), after the
     /// same checks as [`ServerBuilder::check`].
     pub fn catalog_markdown(&self) -> Result<String, Error> {
-        let registry = self.registry()?;
+        let (_, registry) = both(self.settings(), self.registry())?;
         Ok(catalog::markdown(
             &self.name,
             &self.version,
@@ -368,89 +441,24 @@ impl ServerBuilder {
     }
 
     /// Checks the tools and settings and builds the service, ready to be
-    /// served on any transport (see [`McpService`]).
+    /// served on any transport (see [`McpService`]). Every problem is
+    /// reported at once, as by [`ServerBuilder::check`].
     pub fn build(self) -> Result<McpService, Error> {
-        let tools_page_size = setting("MCP_TOOLS_PAGE_SIZE", self.tools_page_size, DEFAULT_TOOLS_PAGE_SIZE)?;
-        let max_message_size = setting("MCP_MAX_MESSAGE_SIZE", self.max_message_size, DEFAULT_MAX_MESSAGE_SIZE)?;
-        let max_in_flight = setting("MCP_MAX_IN_FLIGHT", self.max_in_flight, DEFAULT_MAX_IN_FLIGHT)?;
-        let max_connections = setting("MCP_MAX_CONNECTIONS", self.max_connections, DEFAULT_MAX_CONNECTIONS)?;
-        let max_sessions = setting("MCP_MAX_SESSIONS", self.max_sessions, DEFAULT_MAX_SESSIONS)?;
-        let ping_secs = env_value::<u64>("MCP_PING_INTERVAL_SECS")?.map(Duration::from_secs);
-        let ping_interval = ping_secs.or(self.ping_interval).unwrap_or(DEFAULT_PING_INTERVAL);
-        let grace_secs = env_value::<u64>("MCP_SHUTDOWN_GRACE_SECS")?.map(Duration::from_secs);
-        let shutdown_grace = grace_secs.or(self.shutdown_grace).unwrap_or(DEFAULT_SHUTDOWN_GRACE);
-        let body_secs = env_value::<u64>("MCP_BODY_TIMEOUT_SECS")?.map(Duration::from_secs);
-        let body_timeout = body_secs.or(self.body_timeout).unwrap_or(DEFAULT_BODY_TIMEOUT);
-        let idle_secs = env_value::<u64>("MCP_SESSION_IDLE_SECS")?.map(Duration::from_secs);
-        let session_idle_timeout = idle_secs.or(self.session_idle_timeout).unwrap_or(DEFAULT_SESSION_IDLE);
-        for (what, value) in [
-            ("tools page size (MCP_TOOLS_PAGE_SIZE)", tools_page_size),
-            ("maximum message size (MCP_MAX_MESSAGE_SIZE)", max_message_size),
-            ("calls in flight per connection (MCP_MAX_IN_FLIGHT)", max_in_flight),
-            ("connection limit (MCP_MAX_CONNECTIONS)", max_connections),
-            ("session limit (MCP_MAX_SESSIONS)", max_sessions),
-        ] {
-            if value == 0 {
-                return Err(Error::Config(format!("the {what} must be at least 1")));
-            }
-        }
-        for (what, value) in [
-            ("connection limit (MCP_MAX_CONNECTIONS)", max_connections),
-            ("calls in flight per connection (MCP_MAX_IN_FLIGHT)", max_in_flight),
-        ] {
-            if value > Semaphore::MAX_PERMITS {
-                return Err(Error::Config(format!(
-                    "the {what} must be at most {}, got {value}",
-                    Semaphore::MAX_PERMITS
-                )));
-            }
-        }
-        if body_timeout.is_zero() {
-            return Err(Error::Config("the request body timeout (MCP_BODY_TIMEOUT_SECS) must be at least 1 s".into()));
-        }
-        if session_idle_timeout.is_zero() {
-            return Err(Error::Config("the session idle timeout (MCP_SESSION_IDLE_SECS) must be at least 1 s".into()));
-        }
-        let allowed_origins = match std::env::var("MCP_ALLOWED_ORIGINS") {
-            Ok(list) => list.split(',').map(str::to_owned).collect(),
-            Err(_) => self.allowed_origins,
-        };
-        let auth_token = match std::env::var("MCP_AUTH_TOKEN") {
-            Ok(token) => Some(token),
-            Err(_) => self.auth_token,
-        };
-        if auth_token.as_deref().is_some_and(|t| t.trim().is_empty() || t.trim() != t) {
-            return Err(Error::Config(
-                "the bearer token (MCP_AUTH_TOKEN) must be non-empty, without surrounding spaces".into(),
-            ));
-        }
-
         let has_state = |type_id: TypeId| self.state.contains(type_id);
-        let registry = Registry::build(self.tools, Some(&has_state))?;
-        let godot_url = self.godot_url.unwrap_or_else(crate::godot_log::url_from_env);
-        let godot_log = godot_url.map(|url| crate::godot_log::GodotLog::new(&url, &self.name)).transpose()?;
+        let registry = Registry::build(self.tools.clone(), Some(&has_state));
+        let (settings, registry) = both(self.settings(), registry)?;
+        let godot_log = settings.godot_url.map(|url| crate::godot_log::GodotLog::new(&url, &self.name)).transpose()?;
         let mut core = ServerCore::new(
             self.name,
             self.version,
             self.instructions,
             registry,
             Arc::new(self.state),
-            tools_page_size,
+            settings.tools_page_size,
         );
         core.godot_log = godot_log;
-        let config = TransportConfig {
-            max_message_size,
-            max_in_flight,
-            ping_interval: (!ping_interval.is_zero()).then_some(ping_interval),
-            shutdown_grace,
-            handshake_timeout: HANDSHAKE_TIMEOUT,
-            body_timeout,
-            max_connections,
-            max_sessions,
-            session_idle_timeout,
-        };
-        let access = Access::new(&allowed_origins, auth_token);
-        Ok(McpService { inner: Service::new(core, config, access) })
+        let access = Access::new(&settings.allowed_origins, settings.auth_token);
+        Ok(McpService { inner: Service::new(core, settings.transport, access) })
     }
 
     /// Checks the tools and opens the listening socket.
@@ -960,17 +968,59 @@ impl ShutdownHandle {
     }
 }
 
-fn env_value<T: FromStr>(name: &str) -> Result<Option<T>, Error> {
-    match std::env::var(name) {
-        Err(_) => Ok(None),
-        Ok(text) => text.trim().parse::<T>().map(Some).map_err(|_| {
-            Error::Config(format!("environment variable {name} must be a non-negative whole number, got {text:?}"))
-        }),
+/// The settings [`ServerBuilder::settings`] resolved.
+struct Settings {
+    tools_page_size: usize,
+    transport: TransportConfig,
+    allowed_origins: Vec<String>,
+    auth_token: Option<String>,
+    godot_url: Option<String>,
+}
+
+/// Setting problems found so far: all are reported, not only the first.
+#[derive(Default)]
+struct Problems(Vec<Error>);
+
+impl Problems {
+    /// A whole number from the environment, `None` when unset (or unusable,
+    /// which is recorded).
+    fn env<T: FromStr>(&mut self, name: &str) -> Option<T> {
+        let text = std::env::var(name).ok()?;
+        let parsed = text.trim().parse::<T>().ok();
+        if parsed.is_none() {
+            self.0.push(Error::Config(format!(
+                "environment variable {name} must be a non-negative whole number, got {text:?}"
+            )));
+        }
+        parsed
+    }
+
+    fn require(&mut self, ok: bool, problem: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(Error::Config(problem()));
+        }
+    }
+
+    fn into_result<T>(self, value: T) -> Result<T, Error> {
+        match Error::from_problems(self.0) {
+            None => Ok(value),
+            Some(error) => Err(error),
+        }
     }
 }
 
-fn setting(env: &str, builder: Option<usize>, default: usize) -> Result<usize, Error> {
-    Ok(env_value::<usize>(env)?.or(builder).unwrap_or(default))
+/// Both results, or every problem of either in one error.
+fn both<A, B>(a: Result<A, Error>, b: Result<B, Error>) -> Result<(A, B), Error> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => {
+            let mut problems = Vec::new();
+            for e in [a.err(), b.err()].into_iter().flatten() {
+                problems.extend(e.into_problems());
+            }
+            Err(Error::from_problems(problems).expect("at least one was an error"))
+        }
+    }
 }
 
 /// Installs the stderr log subscriber `run()` uses (filter from `RUST_LOG`,

@@ -69,6 +69,28 @@ async fn unusable_settings_fail_bind() {
 }
 
 #[test]
+fn list_tools_checks_the_settings_too_and_reports_them_all() {
+    let builder = || {
+        Server::builder("t", "1")
+            .tool::<echo>()
+            .tool::<echo_again>()
+            .max_in_flight(0)
+            .auth_token(" padded ")
+            .log_to_godot(Some("http://godot:9060"))
+    };
+    for error in [builder().check().unwrap_err(), builder().catalog_markdown().unwrap_err()] {
+        let message = error.to_string();
+        assert_eq!(error.problems().len(), 4, "{message}");
+        assert!(error.is_config() && error.is_duplicate_tool(), "{message}");
+        assert!(message.contains("MCP_MAX_IN_FLIGHT"), "{message}");
+        assert!(message.contains("MCP_AUTH_TOKEN"), "{message}");
+        assert!(message.contains("GODOT_URL"), "{message}");
+    }
+    // build() finds the same problems.
+    assert_eq!(builder().build().unwrap_err().problems().len(), 4);
+}
+
+#[test]
 fn building_needs_no_runtime_even_with_the_godot_sink_on() {
     // Not inside a Tokio runtime: the sink's sender starts when serving does.
     let built = Server::builder("t", "1").tool::<echo>().log_to_godot(Some("ws://127.0.0.1:9/")).build();
