@@ -340,10 +340,6 @@ async fn http_limits_answer_with_their_status_codes() {
     )
     .await;
     assert_eq!(json_only.status, 406, "{}", json_only.body);
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}});
-    let full = exchange(addr, "POST", "/mcp", &post_headers(&[]), &init.to_string()).await;
-    assert_eq!(full.status, 503, "at the session limit: {}", full.body);
-    assert!(full.header("retry-after").is_some());
     let health = exchange(addr, "GET", "/healthz", &[], "").await;
     assert_eq!((health.status, health.json()["status"].clone()), (200, json!("serving")));
 }
@@ -422,4 +418,55 @@ async fn a_tool_called_by_name_over_http_needs_a_session() {
     let called = in_session(addr, &session, &legacy).await;
     assert_eq!(called.status, 200, "{}", called.body);
     assert_eq!(called.json()["result"], json!({"text": "x"}), "{}", called.body);
+}
+
+/// Opens `session`'s GET stream and keeps it open until the returned guard drops.
+async fn hold_get_stream(addr: std::net::SocketAddr, session: &str) -> impl Drop {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::get("/mcp")
+        .header("host", addr.to_string())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    struct Held(tokio::task::JoinHandle<()>, #[allow(dead_code)] hyper::Response<hyper::body::Incoming>);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    Held(tokio::spawn(async move { drop(connection.await) }), response)
+}
+
+#[tokio::test]
+async fn at_the_session_limit_the_longest_idle_quiet_session_makes_room() {
+    let (_served, addr) = start(builder().max_sessions(2)).await;
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}})
+        .to_string();
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let first = http_session(addr).await;
+    let second = http_session(addr).await;
+    // The first is used again: the second is now the one idle the longest.
+    assert_eq!(in_session(addr, &first, &ping).await.status, 200);
+    let third = exchange(addr, "POST", "/mcp", &post_headers(&[]), &init).await;
+    assert_eq!(third.status, 200, "room was made: {}", third.body);
+    let third = third.header("mcp-session-id").expect("a session").to_owned();
+    assert_eq!(in_session(addr, &second, &ping).await.status, 404, "the idle one was closed");
+    assert_eq!(in_session(addr, &first, &ping).await.status, 200);
+    let health = exchange(addr, "GET", "/healthz", &[], "").await;
+    assert_eq!((health.json()["sessions"].clone(), health.json()["evictedSessions"].clone()), (json!(2), json!(1)));
+
+    // Sessions with an open stream are never evicted: with both busy, 503.
+    let _first_stream = hold_get_stream(addr, &first).await;
+    let _third_stream = hold_get_stream(addr, &third).await;
+    let full = exchange(addr, "POST", "/mcp", &post_headers(&[]), &init).await;
+    assert_eq!(full.status, 503, "every session is busy: {}", full.body);
+    assert!(full.header("retry-after").is_some());
+    assert_eq!(in_session(addr, &first, &ping).await.status, 200);
+    assert_eq!(in_session(addr, &third, &ping).await.status, 200);
 }

@@ -126,9 +126,10 @@ async fn healthz(State(service): State<Arc<Service>>) -> Response {
         (StatusCode::OK, "serving")
     };
     let body = format!(
-        r#"{{"status":"{word}","sessions":{},"expiredSessions":{}}}"#,
+        r#"{{"status":"{word}","sessions":{},"expiredSessions":{},"evictedSessions":{}}}"#,
         service.sessions.len(),
-        service.sessions.expired()
+        service.sessions.expired(),
+        service.sessions.evicted()
     );
     json(status, body)
 }
@@ -303,7 +304,10 @@ fn open_session(
             let mut response = rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 error_code::INVALID_REQUEST,
-                &format!("this MCP server is at its limit of {max} Streamable HTTP sessions; retry later"),
+                &format!(
+                    "this MCP server is at its limit of {max} Streamable HTTP sessions, each with a call running \
+                     or a stream open; retry later"
+                ),
             );
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             response

@@ -32,6 +32,9 @@ pub(crate) struct HttpSession {
     active: AtomicBool,
     /// Millis since the table's epoch when the sweeper last saw the session active.
     last_seen: AtomicU64,
+    /// The table's use count at this session's latest request: the order
+    /// in which sessions were last used, for eviction at the limit.
+    last_used: AtomicU64,
     /// SSE responses open on this session; a session with one is not idle.
     open_streams: AtomicUsize,
     /// Fires when the session ends (DELETE, idle timeout, shutdown).
@@ -144,6 +147,12 @@ impl HttpSession {
         }
     }
 
+    /// No running call and no open stream: nothing is lost if it ends now
+    /// but the client's session id.
+    fn is_quiet(&self, max_in_flight: usize) -> bool {
+        self.open_streams.load(Ordering::Acquire) == 0 && self.permits.available_permits() == max_in_flight
+    }
+
     fn prune_streams(&self) {
         let mut streams = self.streams();
         let Streams { logs, get_logs, .. } = &mut *streams;
@@ -183,6 +192,11 @@ pub(crate) struct SessionTable {
     max_in_flight: usize,
     idle_timeout: Duration,
     expired: AtomicU64,
+    /// Sessions closed to make room for a new one at the limit.
+    evicted: AtomicU64,
+    eviction_logged: AtomicBool,
+    /// Requests to sessions so far: orders them by last use (no clock read).
+    uses: AtomicU64,
 }
 
 impl SessionTable {
@@ -194,6 +208,9 @@ impl SessionTable {
             max_in_flight,
             idle_timeout,
             expired: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            eviction_logged: AtomicBool::new(false),
+            uses: AtomicU64::new(0),
         }
     }
 
@@ -209,12 +226,21 @@ impl SessionTable {
         self.idle_timeout
     }
 
-    /// Registers a session `initialize` just opened and returns it.
+    /// Registers a session `initialize` just opened and returns it. At the
+    /// limit, the quiet session (no running call, no open stream) idle the
+    /// longest makes room; if every session is busy, `Refused::Full`.
     pub(crate) fn create(&self, mut session: Session, version: &'static str) -> Result<Arc<HttpSession>, Refused> {
         let route = session.take_notifications();
         let mut sessions = self.lock();
+        let mut evicted = None;
         if sessions.len() >= self.max_sessions {
-            return Err(Refused::Full(self.max_sessions));
+            let oldest = sessions
+                .values()
+                .filter(|s| s.is_quiet(self.max_in_flight))
+                .min_by_key(|s| s.last_used.load(Ordering::Relaxed))
+                .map(|s| s.id.clone());
+            let Some(oldest) = oldest else { return Err(Refused::Full(self.max_sessions)) };
+            evicted = sessions.remove(&oldest);
         }
         let id = new_session_id();
         let session = Arc::new(HttpSession {
@@ -231,16 +257,31 @@ impl SessionTable {
             }),
             active: AtomicBool::new(false),
             last_seen: AtomicU64::new(self.now_ms()),
+            last_used: AtomicU64::new(self.uses.fetch_add(1, Ordering::Relaxed)),
             open_streams: AtomicUsize::new(0),
             closed: CancellationToken::new(),
         });
         sessions.insert(id, session.clone());
+        drop(sessions);
+        if let Some(old) = evicted {
+            old.close();
+            let count = self.evicted.fetch_add(1, Ordering::Relaxed) + 1;
+            if !self.eviction_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    max_sessions = self.max_sessions,
+                    "at the Streamable HTTP session limit: closing the session idle the longest for each new one \
+                     (counted in /healthz evictedSessions; logged once)"
+                );
+            }
+            tracing::debug!(session = %old.id, evicted = count, "evicted an idle session to make room");
+        }
         Ok(session)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
         let session = self.lock().get(id).cloned()?;
         session.touch();
+        session.last_used.store(self.uses.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         Some(session)
     }
 
@@ -263,6 +304,11 @@ impl SessionTable {
     /// Sessions closed for being idle since the server started.
     pub(crate) fn expired(&self) -> u64 {
         self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Sessions closed to make room for new ones since the server started.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Closes sessions idle for longer than the timeout (no request, no open
