@@ -470,3 +470,57 @@ async fn at_the_session_limit_the_longest_idle_quiet_session_makes_room() {
     assert_eq!(in_session(addr, &first, &ping).await.status, 200);
     assert_eq!(in_session(addr, &third, &ping).await.status, 200);
 }
+
+/// Sends `count` progress notifications carrying `size` bytes each, as fast as it may.
+#[mcp_runtime::mcp_tool]
+async fn flood(cx: mcp_runtime::RequestContext, count: u32, size: usize) -> u32 {
+    let filler = "x".repeat(size);
+    for i in 1..=count {
+        cx.progress(i.into(), Some(count.into()), Some(&filler)).await;
+    }
+    count
+}
+
+#[tokio::test]
+async fn a_slow_sse_reader_holds_the_call_back_instead_of_missing_events() {
+    use http_body_util::BodyExt;
+    let (_served, addr) = start(builder().tool::<flood>()).await;
+    let session = http_session(addr).await;
+    // About 4 MB: far more than the socket buffers hold, so the reader
+    // really falls behind while it waits.
+    let count = 2000u32;
+    let body = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{
+        "name":"flood","arguments":{"count":count,"size":2000},"_meta":{"progressToken":"f"}}});
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = hyper::Request::post("/mcp").header("host", addr.to_string());
+    for (name, value) in post_headers(&[("mcp-session-id", &session)]) {
+        request = request.header(name, value);
+    }
+    let request = request.body(http_body_util::Full::new(hyper::body::Bytes::from(body.to_string()))).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    // The reader stalls while the tool floods.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+        .await
+        .expect("the stream ended")
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    let messages: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter(|data| !data.is_empty())
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    let progress: Vec<u64> =
+        messages.iter().filter_map(|m| m["params"]["progress"].as_f64()).map(|p| p as u64).collect();
+    let in_order = progress.iter().copied().eq(1..=u64::from(count));
+    assert!(in_order, "every notification, in order, none skipped: got {} from {:?}", progress.len(), progress.first());
+    assert_eq!(messages.last().unwrap()["id"], 9, "then the response");
+    let health = exchange(addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(health.json()["droppedEvents"], 0, "{}", health.body);
+}

@@ -126,10 +126,11 @@ async fn healthz(State(service): State<Arc<Service>>) -> Response {
         (StatusCode::OK, "serving")
     };
     let body = format!(
-        r#"{{"status":"{word}","sessions":{},"expiredSessions":{},"evictedSessions":{}}}"#,
+        r#"{{"status":"{word}","sessions":{},"expiredSessions":{},"evictedSessions":{},"droppedEvents":{}}}"#,
         service.sessions.len(),
         service.sessions.expired(),
-        service.sessions.evicted()
+        service.sessions.evicted(),
+        service.sessions.dropped_events()
     );
     json(status, body)
 }
@@ -422,7 +423,12 @@ async fn drive_session_call(
     let _ = tx.send(First::Stream(log.reader()));
     while let Some(event) = next {
         match event {
-            CallEvent::Notification(text) | CallEvent::Response { text, .. } => log.push(text),
+            CallEvent::Notification(text) | CallEvent::Response { text, .. } => {
+                // A reader far behind holds the call here, and so the tool's
+                // notify: backpressure, as on WebSocket.
+                poll_fn(|cx| log.poll_room(cx)).await;
+                log.push(text);
+            }
             CallEvent::CloseStream => log.break_readers(),
         }
         next = poll_fn(|cx| running.call().poll_event(cx)).await;

@@ -11,7 +11,7 @@ use rand::RngCore;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::sse::EventLog;
+use super::sse::{DroppedEvents, EventLog};
 use crate::dispatch::Session;
 
 /// Ended streams a session keeps for resumption at most this long.
@@ -43,6 +43,8 @@ pub(crate) struct HttpSession {
 
 struct Streams {
     next: u32,
+    /// The server's count of events dropped unread.
+    dropped: Arc<DroppedEvents>,
     logs: HashMap<u32, Arc<EventLog>>,
     /// Which of `logs` were GET streams (the session's own notifications).
     get_logs: HashSet<u32>,
@@ -55,7 +57,7 @@ struct Streams {
 impl Streams {
     fn new_log(&mut self) -> Arc<EventLog> {
         self.next += 1;
-        let log = EventLog::new(self.next);
+        let log = EventLog::new(self.next, self.dropped.clone());
         if self.logs.len() >= MAX_STREAMS {
             let oldest_ended =
                 self.logs.iter().filter_map(|(n, l)| l.ended().map(|(at, _)| (at, *n))).min().map(|(_, n)| n);
@@ -197,6 +199,7 @@ pub(crate) struct SessionTable {
     eviction_logged: AtomicBool,
     /// Requests to sessions so far: orders them by last use (no clock read).
     uses: AtomicU64,
+    dropped_events: Arc<DroppedEvents>,
 }
 
 impl SessionTable {
@@ -211,6 +214,7 @@ impl SessionTable {
             evicted: AtomicU64::new(0),
             eviction_logged: AtomicBool::new(false),
             uses: AtomicU64::new(0),
+            dropped_events: Arc::default(),
         }
     }
 
@@ -250,6 +254,7 @@ impl SessionTable {
             permits: Arc::new(Semaphore::new(self.max_in_flight)),
             streams: Mutex::new(Streams {
                 next: 0,
+                dropped: self.dropped_events.clone(),
                 logs: HashMap::new(),
                 get_logs: HashSet::new(),
                 route: Some(route),
@@ -304,6 +309,11 @@ impl SessionTable {
     /// Sessions closed for being idle since the server started.
     pub(crate) fn expired(&self) -> u64 {
         self.expired.load(Ordering::Relaxed)
+    }
+
+    /// SSE events dropped unread (no reader, past the retained events) since the server started.
+    pub(crate) fn dropped_events(&self) -> u64 {
+        self.dropped_events.count()
     }
 
     /// Sessions closed to make room for new ones since the server started.

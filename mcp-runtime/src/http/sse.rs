@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -27,14 +28,47 @@ use tokio::time::{Interval, MissedTickBehavior};
 /// Events a stream keeps for resumption; older ones are forgotten.
 pub(crate) const RETAINED_EVENTS: usize = 256;
 
+/// How far a live reader may fall behind before the call writing the stream
+/// waits for it (backpressure: the tool's `notify` then waits too, as on
+/// WebSocket). Half the retained events, so a reader that drops and resumes
+/// at once still finds everything it missed.
+pub(crate) const MAX_READER_LAG: u64 = (RETAINED_EVENTS / 2) as u64;
+
 /// What the client is told to wait before reconnecting (SSE `retry`).
 pub(crate) const RETRY_MS: u64 = 1000;
+
+/// Events of all streams of one server that no reader ever got: written
+/// while no reader was attached and forgotten (past [`RETAINED_EVENTS`])
+/// before one resumed. Shown in `/healthz` as `droppedEvents`.
+#[derive(Default)]
+pub(crate) struct DroppedEvents {
+    count: AtomicU64,
+    warned: AtomicBool,
+}
+
+impl DroppedEvents {
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: u64) {
+        self.count.fetch_add(n, Ordering::Relaxed);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                retained = RETAINED_EVENTS,
+                "an SSE stream with no reader went past its retained events: the oldest were dropped unread \
+                 (counted in /healthz droppedEvents; logged once)"
+            );
+        }
+    }
+}
 
 /// One SSE stream's events, shared by whoever writes them (a call, the
 /// session route) and whoever reads them (the HTTP response, or a resumed one).
 pub(crate) struct EventLog {
     stream: u32,
     inner: Mutex<LogInner>,
+    dropped: Arc<DroppedEvents>,
 }
 
 struct LogInner {
@@ -49,11 +83,17 @@ struct LogInner {
     /// ([`EventLog::break_readers`]), in sequence numbers.
     breaks: Vec<u64>,
     readers: Vec<Waker>,
+    /// Readers alive (responses streaming this log).
+    attached: usize,
+    /// The furthest any reader got: events from here on nobody has read.
+    furthest: u64,
+    /// The writer waiting for a reader to catch up ([`EventLog::poll_room`]).
+    writer: Option<Waker>,
 }
 
 impl EventLog {
-    /// A stream with its priming event.
-    pub(crate) fn new(stream: u32) -> Arc<EventLog> {
+    /// A stream with its priming event; events it drops unread count in `dropped`.
+    pub(crate) fn new(stream: u32, dropped: Arc<DroppedEvents>) -> Arc<EventLog> {
         let log = Arc::new(EventLog {
             stream,
             inner: Mutex::new(LogInner {
@@ -63,7 +103,11 @@ impl EventLog {
                 delivered: false,
                 breaks: Vec::new(),
                 readers: Vec::new(),
+                attached: 0,
+                furthest: 0,
+                writer: None,
             }),
+            dropped,
         });
         log.push(String::new());
         log
@@ -85,12 +129,28 @@ impl EventLog {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         inner.events.push_back((seq, data.into()));
-        if inner.events.len() > RETAINED_EVENTS {
-            inner.events.pop_front();
+        if inner.events.len() > RETAINED_EVENTS
+            && let Some((forgotten, _)) = inner.events.pop_front()
+            && forgotten >= inner.furthest
+        {
+            self.dropped.add(1);
         }
         for reader in inner.readers.drain(..) {
             reader.wake();
         }
+    }
+
+    /// Ready when the writer may push: no reader is attached (events are
+    /// kept for one to resume), or the furthest reader is fewer than
+    /// [`MAX_READER_LAG`] events behind, or the stream ended. Otherwise the
+    /// writer is woken when a reader catches up or leaves.
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if inner.attached == 0 || inner.ended.is_some() || inner.next_seq - inner.furthest < MAX_READER_LAG {
+            return Poll::Ready(());
+        }
+        inner.writer = Some(cx.waker().clone());
+        Poll::Pending
     }
 
     /// No more events: readers end once they have read what is there.
@@ -98,6 +158,9 @@ impl EventLog {
         let mut inner = self.lock();
         if inner.ended.is_none() {
             inner.ended = Some(Instant::now());
+        }
+        if let Some(writer) = inner.writer.take() {
+            writer.wake();
         }
         for reader in inner.readers.drain(..) {
             reader.wake();
@@ -130,19 +193,21 @@ impl EventLog {
 
     /// Reads from the start.
     pub(crate) fn reader(self: &Arc<Self>) -> LogReader {
-        let breaks_seen = self.lock().breaks.len();
-        LogReader { log: self.clone(), next: 0, breaks_seen }
+        let mut inner = self.lock();
+        inner.attached += 1;
+        LogReader { log: self.clone(), next: 0, breaks_seen: inner.breaks.len() }
     }
 
     /// Reads after the event with sequence `after`; `None` if this stream
     /// has not sent that event (a `Last-Event-ID` this server never issued).
     pub(crate) fn reader_after(self: &Arc<Self>, after: u64) -> Option<LogReader> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         if after >= inner.next_seq {
             return None;
         }
         // `after < next_seq`, so this cannot overflow.
         let next = after.checked_add(1)?;
+        inner.attached += 1;
         Some(LogReader { log: self.clone(), next, breaks_seen: inner.breaks.len() })
     }
 
@@ -160,6 +225,14 @@ impl EventLog {
         if let Some((seq, data)) = inner.events.get(index) {
             let event = (*seq, data.clone());
             *next = seq + 1;
+            if *next > inner.furthest {
+                inner.furthest = *next;
+                if inner.next_seq - inner.furthest < MAX_READER_LAG
+                    && let Some(writer) = inner.writer.take()
+                {
+                    writer.wake();
+                }
+            }
             return Poll::Ready(Some(event));
         }
         if inner.ended.is_some() {
@@ -211,6 +284,16 @@ pub(crate) struct LogReader {
     log: Arc<EventLog>,
     next: u64,
     breaks_seen: usize,
+}
+
+impl Drop for LogReader {
+    fn drop(&mut self) {
+        let mut inner = self.log.lock();
+        inner.attached -= 1;
+        if let Some(writer) = inner.writer.take() {
+            writer.wake();
+        }
+    }
 }
 
 impl LogReader {
@@ -300,9 +383,48 @@ mod tests {
         out
     }
 
+    fn log(stream: u32) -> Arc<EventLog> {
+        EventLog::new(stream, Arc::default())
+    }
+
+    #[test]
+    fn a_writer_waits_for_a_reader_that_fell_behind_and_goes_on_when_it_reads() {
+        let log = log(1);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut reader = log.reader();
+        // The priming event is the first unread one.
+        for i in 1..MAX_READER_LAG {
+            assert!(log.poll_room(&mut cx).is_ready(), "event {i}: not behind yet");
+            log.push(i.to_string());
+        }
+        assert!(log.poll_room(&mut cx).is_pending(), "the reader is {MAX_READER_LAG} events behind");
+        assert!(reader.poll_next_message(&mut cx).is_ready());
+        assert!(log.poll_room(&mut cx).is_ready(), "it read one: room for one more");
+        log.push("x".into());
+        assert!(log.poll_room(&mut cx).is_pending());
+        drop(reader);
+        assert!(log.poll_room(&mut cx).is_ready(), "no reader: events are kept for a resume");
+        assert_eq!(log.dropped.count(), 0, "nothing was lost");
+    }
+
+    #[test]
+    fn events_forgotten_before_any_reader_got_them_are_counted() {
+        let log = log(1);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut reader = log.reader();
+        assert!(reader.poll_next_message(&mut cx).is_ready(), "the priming event");
+        drop(reader);
+        // The priming event was read; 300 more come with nobody reading, and
+        // the oldest 300 - RETAINED_EVENTS of them are forgotten unread.
+        for i in 0..300 {
+            log.push(i.to_string());
+        }
+        assert_eq!(log.dropped.count(), 300 - RETAINED_EVENTS as u64);
+    }
+
     #[test]
     fn a_stream_starts_with_its_priming_event_and_resumes_after_an_id() {
-        let log = EventLog::new(3);
+        let log = log(3);
         log.push("a".into());
         log.push("b".into());
         assert_eq!(texts(&log, None), [(0, String::new()), (1, "a".into()), (2, "b".into())]);
@@ -313,7 +435,7 @@ mod tests {
 
     #[test]
     fn an_event_the_stream_never_sent_cannot_be_resumed_after() {
-        let log = EventLog::new(1);
+        let log = log(1);
         log.push("a".into());
         assert!(log.reader_after(1).is_some());
         assert!(log.reader_after(2).is_none(), "not sent yet");
@@ -322,7 +444,7 @@ mod tests {
 
     #[test]
     fn only_the_most_recent_events_are_kept() {
-        let log = EventLog::new(1);
+        let log = log(1);
         for i in 0..RETAINED_EVENTS + 10 {
             log.push(i.to_string());
         }
@@ -333,7 +455,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_break_ends_current_readers_and_a_resumed_reader_goes_on() {
-        let log = EventLog::new(1);
+        let log = log(1);
         let mut first = log.reader();
         assert!(first.next().await.is_some(), "priming event");
         log.push("a".into());
@@ -349,7 +471,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_ends_when_the_stream_ends() {
-        let log = EventLog::new(1);
+        let log = log(1);
         let mut reader = log.reader();
         assert!(reader.next().await.is_some(), "priming event");
         log.push("x".into());
