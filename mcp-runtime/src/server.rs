@@ -850,6 +850,7 @@ impl BoundServer {
                 "shutdown grace period over; cancelling Streamable HTTP calls in flight"
             );
             service.sessions.cancel_all_calls();
+            service.stop_calls.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(2), service.tasks.wait()).await;
         }
         service.sessions.close_all();

@@ -43,9 +43,13 @@ pub(crate) struct Service {
     pub(crate) access: Access,
     /// Fires when shutdown starts: no new work; calls in flight finish.
     pub(crate) shutdown: CancellationToken,
-    /// Tasks shutdown waits for: HTTP calls, and WebSocket connections
-    /// upgraded outside this crate's own listener.
+    /// Tasks shutdown waits for: HTTP calls (session calls' tasks, and a
+    /// token per stateless call), and WebSocket connections upgraded outside
+    /// this crate's own listener.
     pub(crate) tasks: TaskTracker,
+    /// Fires when the shutdown grace is over: stateless HTTP calls still
+    /// running are cancelled (session calls through their sessions).
+    pub(crate) stop_calls: CancellationToken,
     sweeper_started: AtomicBool,
 }
 
@@ -59,6 +63,7 @@ impl Service {
             access,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            stop_calls: CancellationToken::new(),
             sweeper_started: AtomicBool::new(false),
         })
     }

@@ -524,3 +524,50 @@ async fn a_slow_sse_reader_holds_the_call_back_instead_of_missing_events() {
     let health = exchange(addr, "GET", "/healthz", &[], "").await;
     assert_eq!(health.json()["droppedEvents"], 0, "{}", health.body);
 }
+
+#[tokio::test]
+async fn while_draining_a_stream_can_be_resumed_but_no_new_one_opened() {
+    let (served, addr) = start(builder()).await;
+    let session = http_session(addr).await;
+    // The call closes its stream at once and answers 500 ms later.
+    let cut = in_session(addr, &session, &call(1, "poll_me", json!({"ms": 500}))).await;
+    let last = cut.events()[0].0.clone().expect("the priming event has an id");
+    served.shutdown.shutdown();
+    let get = |last: Option<String>| {
+        let session = session.clone();
+        async move {
+            let mut headers = vec![("accept", "text/event-stream".to_owned()), ("mcp-session-id", session)];
+            if let Some(last) = last {
+                headers.push(("last-event-id", last));
+            }
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            exchange(addr, "GET", "/mcp", &headers, "").await
+        }
+    };
+    let new_stream = get(None).await;
+    assert_eq!(new_stream.status, 503, "{}", new_stream.body);
+    let resumed = get(Some(last)).await;
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    let response: Vec<Value> = resumed.events().into_iter().filter_map(|(_, v)| v).collect();
+    assert_eq!(response.len(), 1, "the answer that came during the grace: {}", resumed.body);
+    assert_eq!(response[0]["result"]["content"][0]["text"], "500");
+}
+
+#[tokio::test]
+async fn the_shutdown_drain_waits_for_stateless_calls_and_cancels_them_after_the_grace() {
+    let (mut served, addr) = start(builder().shutdown_grace(Duration::from_millis(300))).await;
+    let headers =
+        post_headers(&[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "nap")]);
+    let long = stateless(1, "tools/call", json!({"name":"nap","arguments":{"ms":10000}}));
+    let started = Instant::now();
+    let call = tokio::spawn(async move { exchange(addr, "POST", "/mcp", &headers, &long).await });
+    // Give the request time to arrive, then shut down. Had it arrived
+    // after, it would be refused at once: the elapsed-time check below
+    // tells that apart from a call cancelled at the end of the grace.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    served.shutdown.shutdown();
+    let answer = tokio::time::timeout(Duration::from_secs(4), call).await.expect("cancelled after the grace").unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(started.elapsed() >= Duration::from_millis(300), "not before the grace was over");
+    tokio::time::timeout(Duration::from_secs(4), &mut served.task).await.expect("serve returned").unwrap().unwrap();
+}

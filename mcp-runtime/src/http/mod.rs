@@ -439,18 +439,37 @@ async fn drive_session_call(
 
 /// A stateless request's call, driven by its own response: dropping the
 /// response (the client closed the stream) drops the call, which cancels it.
+/// The shutdown drain counts it (a token of `service.tasks`) and, once the
+/// grace is over, cancels it (`service.stop_calls`).
 async fn stateless_call(service: &Service, mut call: Call) -> Response {
+    let tracked = service.tasks.token();
     loop {
-        return match poll_fn(|cx| call.poll_event(cx)).await {
+        let event = tokio::select! {
+            biased;
+            event = poll_fn(|cx| call.poll_event(cx)) => event,
+            _ = service.stop_calls.cancelled() => return cancelled_by_shutdown(),
+        };
+        return match event {
             Some(CallEvent::Response { text, .. }) => json(StatusCode::OK, text),
-            Some(CallEvent::Notification(text)) => {
-                sse_response(service, CallStream { first: Some(text), call: Some(call) })
-            }
+            Some(CallEvent::Notification(text)) => sse_response(
+                service,
+                CallStream {
+                    first: Some(text),
+                    call: Some(call),
+                    stop: Box::pin(service.stop_calls.clone().cancelled_owned()),
+                    _tracked: tracked,
+                },
+            ),
             // Nothing to resume without a session: the stream stays open.
             Some(CallEvent::CloseStream) => continue,
             None => empty_stream(),
         };
     }
+}
+
+/// A stateless call cut off by the end of the shutdown grace.
+fn cancelled_by_shutdown() -> Response {
+    draining()
 }
 
 fn empty_stream() -> Response {
@@ -468,6 +487,10 @@ where
 struct CallStream {
     first: Option<String>,
     call: Option<Call>,
+    /// Fires when the shutdown grace is over: the call is dropped (cancelled).
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Counts the call as running for the shutdown drain until the stream ends.
+    _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
 }
 
 impl Stream for CallStream {
@@ -479,6 +502,10 @@ impl Stream for CallStream {
             return Poll::Ready(Some(sse::frame(None, &text)));
         }
         let Some(call) = &mut this.call else { return Poll::Ready(None) };
+        if this.stop.as_mut().poll(cx).is_ready() {
+            this.call = None;
+            return Poll::Ready(None);
+        }
         loop {
             return match call.poll_event(cx) {
                 Poll::Ready(Some(CallEvent::Notification(text) | CallEvent::Response { text, .. })) => {
@@ -513,10 +540,12 @@ async fn get_stream(State(service): State<Arc<Service>>, request: Request) -> Re
     if transport::is_upgrade(request.headers()) {
         return transport::upgrade(&service, request);
     }
-    if service.shutdown.is_cancelled() {
+    let headers = request.headers();
+    // While draining, a client may still resume a stream (to get the
+    // responses of calls finishing in the grace period); new streams are refused.
+    if service.shutdown.is_cancelled() && !headers.contains_key(LAST_EVENT_ID) {
         return draining();
     }
-    let headers = request.headers();
     let Some(id) = header_str(headers, SESSION_ID) else {
         let stateless = header_str(headers, PROTOCOL_VERSION).is_some_and(|v| !SESSION_VERSIONS.contains(&v));
         if stateless {
