@@ -286,14 +286,15 @@ impl RequestContext {
         &self.inner.outbox
     }
 
-    /// The call's work is done (its future dropped) while `held`
-    /// references are the runtime's own: closes the outbox and returns what
-    /// is still queued. Any other reference means the tool kept its context
+    /// The call's work is done (its future dropped), so the one reference
+    /// the runtime holds is its `Call`'s (sessions keep only the token):
+    /// closes the outbox and returns what is still queued. Any other
+    /// reference means the tool kept its context
     /// (a task it spawned), which may send on the session's route from now
     /// on. When there is none and nothing is queued, nobody can push any
     /// more, and the usual call skips the outbox's lock.
-    pub(crate) fn call_ended(&self, held: usize) -> VecDeque<Queued> {
-        let outlived = Arc::strong_count(&self.inner) > held;
+    pub(crate) fn call_ended(&self) -> VecDeque<Queued> {
+        let outlived = Arc::strong_count(&self.inner) > 1;
         if outlived {
             self.inner.session.mark_routed();
         }

@@ -148,7 +148,11 @@ pub(crate) struct Session {
     /// id already in use. An entry lives exactly as long as its call's
     /// future. The context stands in for the token: cloning it is an `Arc`
     /// increment, cloning a `CancellationToken` takes its lock.
-    in_flight: HashMap<RequestId, RequestContext, FastHash>,
+    /// Each running call's token, to cancel it. Only the token: the call
+    /// itself holds the one runtime reference to its context, so that a
+    /// context still held when the call ends is the tool's (see
+    /// `RequestContext::call_ended`).
+    in_flight: HashMap<RequestId, CancellationToken, FastHash>,
     /// Set at `initialize` for Godot's worker, whose session the Godot sink
     /// must not log (see `godot_log.rs`).
     unlogged: bool,
@@ -261,8 +265,8 @@ impl Session {
 
     /// Fires every in-flight call's token (the connection is going away).
     pub(crate) fn cancel_all(&mut self) {
-        for (_, call) in self.in_flight.drain() {
-            call.cancellation_token().cancel();
+        for (_, token) in self.in_flight.drain() {
+            token.cancel();
         }
     }
 
@@ -399,9 +403,9 @@ impl Session {
                 // Unknown ids are normal: the call may have finished already.
                 // The entry stays until the call's future ends (at its next
                 // poll), so the id is not reusable before then.
-                if let Some(call) = self.in_flight.get(&id) {
+                if let Some(token) = self.in_flight.get(&id) {
                     tracing::debug!(request = %id, "request cancelled by the client");
-                    call.cancellation_token().cancel();
+                    token.cancel();
                 }
             }
             other => tracing::debug!(method = other, "ignoring notification"),
@@ -756,7 +760,7 @@ impl Session {
             log_floor,
         );
         let watch = context.clone();
-        self.in_flight.insert(id.clone(), context.clone());
+        self.in_flight.insert(id.clone(), context.cancellation_token().clone());
         let call = ToolCall::new(arguments.map(RawValue::to_owned), context.clone(), self.core.state.clone());
         let id_raw: Box<str> = id_raw.into();
         // Only stateless results need the server (for their `_meta`).

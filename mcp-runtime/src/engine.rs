@@ -94,10 +94,11 @@ impl Call {
                     match future.as_mut().poll(cx) {
                         Poll::Ready(response) => {
                             // Dropping the future drops the tool's copies of
-                            // the context; held then: this call's and the
-                            // session's entry.
+                            // the context; held then: this call's only (the
+                            // session's entry is just the token), whether or
+                            // not the session still has the call.
                             self.state = CallState::Finishing { leftovers: VecDeque::new(), response };
-                            let rest = self.context.call_ended(2);
+                            let rest = self.context.call_ended();
                             if let CallState::Finishing { leftovers, .. } = &mut self.state {
                                 *leftovers = rest;
                             }

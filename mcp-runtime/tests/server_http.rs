@@ -571,3 +571,45 @@ async fn the_shutdown_drain_waits_for_stateless_calls_and_cancels_them_after_the
     assert!(started.elapsed() >= Duration::from_millis(300), "not before the grace was over");
     tokio::time::timeout(Duration::from_secs(4), &mut served.task).await.expect("serve returned").unwrap().unwrap();
 }
+
+/// Whether `linger`'s background task got all its notifications out.
+#[derive(Clone, Default)]
+struct Lingered(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+/// Streams (one progress notification), then returns, leaving a task that
+/// sends 100 more after the call ended.
+#[mcp_runtime::mcp_tool]
+async fn linger(cx: mcp_runtime::RequestContext, done: mcp_runtime::State<Lingered>) -> bool {
+    cx.progress(0.0, None, Some("streaming")).await;
+    let done = done.0.0.clone();
+    tokio::spawn(async move {
+        // After the call's response: the task outlives its call.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for i in 1..=100 {
+            cx.progress(f64::from(i), None, Some("after the call")).await;
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    // Returns later than its first poll: the call ends while its response streams.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    true
+}
+
+#[tokio::test]
+async fn a_task_outliving_a_stateless_streamed_call_never_blocks_on_its_notifications() {
+    let done = Lingered::default();
+    let (_served, addr) = start(builder().tool::<linger>().state(done.clone())).await;
+    let headers =
+        post_headers(&[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "linger")]);
+    let mut body: Value =
+        serde_json::from_str(&stateless(1, "tools/call", json!({"name":"linger","arguments":{}}))).unwrap();
+    body["params"]["_meta"]["progressToken"] = json!("l");
+    let answer = exchange(addr, "POST", "/mcp", &headers, &body.to_string()).await;
+    assert_eq!(answer.header("content-type"), Some("text/event-stream"), "{}", answer.body);
+    assert!(answer.body.contains(r#""result""#), "{}", answer.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done.0.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the task blocked sending its notifications after its call ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
