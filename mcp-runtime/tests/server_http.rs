@@ -568,6 +568,7 @@ async fn the_shutdown_drain_waits_for_stateless_calls_and_cancels_them_after_the
     served.shutdown.shutdown();
     let answer = tokio::time::timeout(Duration::from_secs(4), call).await.expect("cancelled after the grace").unwrap();
     assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(answer.body.contains("cancelled it"), "{}", answer.body);
     assert!(started.elapsed() >= Duration::from_millis(300), "not before the grace was over");
     tokio::time::timeout(Duration::from_secs(4), &mut served.task).await.expect("serve returned").unwrap().unwrap();
 }

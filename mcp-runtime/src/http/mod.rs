@@ -469,7 +469,13 @@ async fn stateless_call(service: &Service, mut call: Call) -> Response {
 
 /// A stateless call cut off by the end of the shutdown grace.
 fn cancelled_by_shutdown() -> Response {
-    draining()
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        error_code::INVALID_REQUEST,
+        "the server shut down before this call finished, and cancelled it; retry later",
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn empty_stream() -> Response {
