@@ -375,6 +375,12 @@ fn pump(source: &mut File, copy: Option<&mut File>, size_hint: u64) -> Result<Pa
         return Ok(digest.finish());
     }
     let _ = rustix::fs::fadvise(&*source, 0, None, rustix::fs::Advice::Sequential);
+    // Buffers circle reader -> hasher -> writer (or the hasher alone) ->
+    // reader. Exactly one thread returns them, and it holds the only sender
+    // of `empty`: when it stops (the writer after a failed write, the hasher
+    // after a failed hand-over), the reader's wait for a buffer ends, the
+    // reader drops `filled`, and the hasher's loop ends. No thread can wait
+    // for one that has gone.
     std::thread::scope(|scope| {
         let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
         let (filled_tx, filled_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
@@ -391,35 +397,41 @@ fn pump(source: &mut File, copy: Option<&mut File>, size_hint: u64) -> Result<Pa
             Ok(())
         });
         let (write_tx, write_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
-        let writer = copy.map(|copy| {
-            let empty_tx = empty_tx.clone();
-            scope.spawn(move || -> io::Result<()> {
-                let mut unflushed = 0u64;
-                for (buf, n) in write_rx {
-                    copy.write_all(&buf[..n])?;
-                    unflushed += n as u64;
-                    if unflushed >= FLUSH_EVERY {
-                        copy.sync_data()?;
-                        unflushed = 0;
+        let (writer, hasher_returns) = match copy {
+            Some(copy) => {
+                let writer = scope.spawn(move || -> io::Result<()> {
+                    let mut unflushed = 0u64;
+                    for (buf, n) in write_rx {
+                        copy.write_all(&buf[..n])?;
+                        unflushed += n as u64;
+                        if unflushed >= FLUSH_EVERY {
+                            copy.sync_data()?;
+                            unflushed = 0;
+                        }
+                        let _ = empty_tx.send(buf);
                     }
-                    let _ = empty_tx.send(buf);
-                }
-                Ok(())
-            })
-        });
+                    Ok(())
+                });
+                (Some(writer), None)
+            }
+            None => (None, Some(empty_tx)),
+        };
         for (buf, n) in filled_rx.iter() {
             digest.update(&buf[..n]);
-            if writer.is_some() {
-                if write_tx.send((buf, n)).is_err() {
-                    break; // the writer failed; its error is reported below
+            match &hasher_returns {
+                Some(empty_tx) => {
+                    let _ = empty_tx.send(buf);
                 }
-            } else {
-                let _ = empty_tx.send(buf);
+                None => {
+                    if write_tx.send((buf, n)).is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
             }
         }
-        // Whoever is still waiting (the reader for a buffer, the writer for
-        // a chunk) sees its channel close and ends.
-        drop((write_tx, empty_tx, filled_rx));
+        // Whoever is still waiting (the reader to hand over a chunk, the
+        // writer for one) sees its channel close and ends.
+        drop((write_tx, hasher_returns, filled_rx));
         if let Some(writer) = writer {
             writer.join().expect("the writer thread does not panic").map_err(PumpError::Write)?;
         }
