@@ -136,6 +136,31 @@ async fn refuses_a_database_url_that_is_not_postgres() {
     assert!(stderr.contains("DATABASE_URL must be a postgres://"), "{stderr}");
 }
 
+#[tokio::test]
+async fn refuses_a_catalog_inside_the_storage_root() {
+    let cwd = tempfile::tempdir().unwrap();
+    // Directly, and through a symlink to a folder in the root.
+    std::fs::create_dir_all(cwd.path().join("store/sub")).unwrap();
+    std::os::unix::fs::symlink("store/sub", cwd.path().join("link")).unwrap();
+    for data_dir in ["store/db", "link/db"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_horace"))
+            .current_dir(cwd.path())
+            .env_remove("DATABASE_URL")
+            .env("HORACE_STORAGE_ROOT", "store")
+            .env("HORACE_DATA_DIR", data_dir)
+            .env("MCP_PORT", "0")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{data_dir}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let root = cwd.path().join("store").display().to_string();
+        assert!(stderr.contains("is inside the storage root"), "{stderr}");
+        assert!(stderr.contains(&format!("{data_dir}/horace.sqlite3")) && stderr.contains(&root), "{stderr}");
+        assert!(!cwd.path().join(data_dir).exists(), "{data_dir}: no catalog was created");
+    }
+}
+
 /// Eight registrations released together, four through each replica.
 async fn register_on_both(urls: &[String; 2], path: &str) -> Vec<Registration> {
     let mut clients = Vec::new();

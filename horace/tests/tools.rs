@@ -22,6 +22,7 @@ scenarios!(
     eight_concurrent_registrations_give_one_file_id,
     search_filters_order_and_totals,
     restore_round_trip_byte_for_byte,
+    restore_keeps_an_uncataloged_edit,
     collections_refuse_unknown_ids,
     bad_inputs_are_refused_and_change_nothing,
     small_content_lives_in_the_catalog,
@@ -439,6 +440,42 @@ async fn restore_round_trip_byte_for_byte(f: Fixture) {
     .await;
     assert!(text.contains("corrupt"), "{text}");
     assert_eq!(std::fs::read(&path).unwrap(), b"current");
+    assert_eq!(info(&f, &id).await.version_count, 6, "the refused restore recorded nothing, not even the edit");
+}
+
+async fn restore_keeps_an_uncataloged_edit(f: Fixture) {
+    // Large and small content: kept in the store's files and in the catalog.
+    for (name, v1, edit) in [
+        ("big.bin", noise(3 << 20, 31), noise((2 << 20) + 5, 32)),
+        ("small.txt", b"first draft".to_vec(), b"an edit nobody registered".to_vec()),
+    ] {
+        let path = f.write(name, &v1);
+        let id = register(&f, name, json!({"owner": "writer"})).await.file_id;
+        std::fs::write(&path, &edit).unwrap();
+
+        let restored: Restored = ok(&f.client, "horace_restore_version", json!({"file_id": id, "version": 1})).await;
+        assert_eq!((restored.saved_version, restored.new_version), (Some(2), 3), "{name}");
+        assert!(restored.message.contains("kept it as version 2"), "{}", restored.message);
+        assert!(std::fs::read(&path).unwrap() == v1, "{name}: version 1 is back");
+        let versions = info(&f, &id).await.versions.unwrap();
+        let summary: Vec<(i64, VersionReason, Option<i64>, String)> =
+            versions.iter().map(|v| (v.version, v.reason, v.restored_from, v.checksum.clone())).collect();
+        assert_eq!(
+            summary,
+            [
+                (1, VersionReason::Registered, None, sha256_hex(&v1)),
+                (2, VersionReason::Changed, None, sha256_hex(&edit)),
+                (3, VersionReason::Restored, Some(1), sha256_hex(&v1)),
+            ],
+            "{name}"
+        );
+
+        // The edit itself comes back byte for byte.
+        let back: Restored = ok(&f.client, "horace_restore_version", json!({"file_id": id, "version": 2})).await;
+        assert_eq!((back.saved_version, back.new_version), (None, 4), "{name}: nothing new to keep");
+        assert!(!back.message.contains("kept it"), "{}", back.message);
+        assert!(std::fs::read(&path).unwrap() == edit, "{name}: the edit is restored byte for byte");
+    }
 }
 
 async fn collections_refuse_unknown_ids(f: Fixture) {
