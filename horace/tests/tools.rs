@@ -565,6 +565,30 @@ async fn bad_inputs_are_refused_and_change_nothing(f: Fixture) {
     fails_with(c, "horace_search_files", json!({"tags": [""]}), "INVALID_INPUT").await;
     fails_with(c, "horace_list_collections", json!({"limit": -5}), "INVALID_INPUT").await;
     fails_with(c, "horace_create_collection", json!({"name": "  "}), "INVALID_INPUT").await;
+    // What PostgreSQL cannot store is refused on both backends as the
+    // caller's mistake, not passed on as a catalog failure.
+    for metadata in [
+        json!({"note": "a\0b"}),
+        json!({"a\0": 1}),
+        json!({"deep": [{"x": ["ok", "\0"]}]}),
+        json!({"big": "x".repeat(70_000)}),
+    ] {
+        let args = json!({"name": "meta", "metadata": metadata});
+        let text = fails_with(c, "horace_create_collection", args, "INVALID_INPUT").await;
+        assert!(text.contains("`metadata`"), "{text}");
+    }
+    for filter in ["owner", "collection"] {
+        let with = |value: String| {
+            let mut args = json!({});
+            args[filter] = Value::String(value);
+            args
+        };
+        let text = fails_with(c, "horace_search_files", with("a\0b".into()), "INVALID_INPUT").await;
+        assert!(text.contains("NUL"), "{text}");
+        fails_with(c, "horace_search_files", with("x".repeat(2000)), "INVALID_INPUT").await;
+    }
+    let listed: CollectionList = ok(c, "horace_list_collections", json!({})).await;
+    assert_eq!(listed.total, 0, "no refused collection was created");
     fails_with(
         c,
         "horace_register_file",
@@ -700,4 +724,22 @@ async fn older_stores_and_crash_leftovers(f: Fixture) {
     let restored: Restored = ok(&client, "horace_restore_version", json!({"file_id": reg.file_id, "version": 1})).await;
     assert_eq!(restored.file.checksum, sha256_hex(&orphan));
     shutdown.shutdown();
+}
+
+/// A collection's stored metadata that is not JSON (a damaged or hand-edited
+/// SQLite file) is reported, not read as `{}` and written back as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_stored_metadata_is_an_error() {
+    let db = tempfile::tempdir().unwrap();
+    let f = Fixture::on_sqlite(db.path()).await;
+    let _: CollectionResult =
+        ok(&f.client, "horace_create_collection", json!({"name": "kept", "metadata": {"team": "core"}})).await;
+    let conn = rusqlite::Connection::open(db.path().join("horace.sqlite3")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    conn.execute("UPDATE collections SET metadata = 'not json' WHERE name = 'kept'", []).unwrap();
+    drop(conn);
+    let args = json!({"name": "kept", "metadata": {"x": 1}});
+    let text = fails_with(&f.client, "horace_create_collection", args, "CATALOG_ERROR").await;
+    assert!(text.contains("collections.metadata"), "{text}");
+    fails_with(&f.client, "horace_list_collections", json!({}), "CATALOG_ERROR").await;
 }

@@ -10,8 +10,8 @@ use crate::Horace;
 use crate::catalog::{ContentCheck, Registered};
 use crate::error::{ErrorCode, HoraceError, Result};
 use crate::model::{
-    FileMetadata, FileRecord, FileStatus, FileTypeFilter, SearchQuery, VersionRecord, check_range, clean_tags,
-    parse_file_id, parse_timestamp,
+    FileMetadata, FileRecord, FileStatus, FileTypeFilter, SearchQuery, VersionRecord, check_range, check_text,
+    clean_tags, parse_file_id, parse_timestamp,
 };
 use crate::root::RelPath;
 
@@ -122,6 +122,11 @@ pub async fn search_files(
     offset: i64,
 ) -> Result<SearchResults> {
     let (limit, offset) = page(limit, offset)?;
+    for (name, value) in [("owner", &owner), ("collection", &collection)] {
+        if let Some(v) = value {
+            check_text(v, name)?;
+        }
+    }
     let created_after = created_after.map(|t| parse_timestamp(&t, "created_after")).transpose()?;
     let created_before = created_before.map(|t| parse_timestamp(&t, "created_before")).transpose()?;
     if let (Some(after), Some(before)) = (created_after, created_before)
