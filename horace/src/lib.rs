@@ -173,13 +173,7 @@ pub fn tools() -> ServerBuilder {
     use tools::collections::*;
     use tools::files::*;
     Server::builder("horace", env!("CARGO_PKG_VERSION"))
-        .instructions(
-            "Horace catalogs the files in one shared storage root: register a file (path, owner, purpose, tags, \
-             collection), search the catalog, read a file's details and versions, group files in collections, \
-             re-check a file for changes, and restore an earlier version. Paths are absolute inside the storage \
-             root or relative to it; nothing outside the root is read or written. Errors start with a stable code \
-             (PATH_OUTSIDE_ROOT: ...).",
-        )
+        .instructions(instructions(None))
         .default_port(DEFAULT_PORT)
         .tool::<register_file>()
         .tool::<search_files>()
@@ -190,7 +184,30 @@ pub fn tools() -> ServerBuilder {
         .tool::<restore_version>()
 }
 
+/// [`tools`] with the storage root `root` named in the instructions, as the
+/// binary serves them.
+pub fn tools_for_root(root: &Path) -> ServerBuilder {
+    let shown = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+    tools().instructions(instructions(Some(&shown)))
+}
+
+/// What a model is told about Horace; with the root when it is known, since
+/// paths are absolute inside it or relative to it.
+fn instructions(root: Option<&Path>) -> String {
+    let root = match root {
+        Some(root) => format!("the storage root, {}", root.display()),
+        None => "the storage root".to_owned(),
+    };
+    format!(
+        "Horace catalogs the files in one shared storage root: register a file (path, owner, purpose, tags, \
+         collection), search the catalog, read a file's details and versions, group files in collections, re-check a \
+         file for changes, and restore an earlier version. Paths are absolute inside {root} (what the ICCM documents \
+         call /mnt/irina_storage), or relative to it; nothing outside the root is read or written. Errors start with \
+         a stable code (PATH_OUTSIDE_ROOT: ...)."
+    )
+}
+
 /// The Horace server. Bind it, or `run()` it as the binary does.
 pub fn server(horace: Horace) -> ServerBuilder {
-    tools().state(horace)
+    tools_for_root(horace.root().path()).state(horace)
 }

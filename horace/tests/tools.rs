@@ -106,6 +106,14 @@ async fn catalog_matches_the_seed(f: Fixture) {
     assert_eq!(keys, BTreeSet::from(["collection", "correlation_id", "owner", "purpose", "tags"]));
     assert_eq!(tool("horace_get_file_info").input_schema["properties"]["include_versions"]["default"], false);
     assert_eq!(tool("horace_restore_version").annotations.as_ref().unwrap()["destructiveHint"], true);
+    // Where absolute paths point: the seeds' root by name, this server's in
+    // its instructions.
+    let file_path = tool("horace_register_file").input_schema["properties"]["file_path"]["description"].clone();
+    let file_path = file_path.as_str().unwrap_or_default();
+    assert!(file_path.contains("inside the storage root (the seeds' /mnt/irina_storage"), "{file_path}");
+    let info = f.client.server_info().unwrap();
+    let instructions = info.instructions.unwrap_or_default();
+    assert!(instructions.contains(&format!("the storage root, {}", f.root().display())), "{instructions}");
 }
 
 async fn register_records_the_facts(f: Fixture) {

@@ -46,7 +46,7 @@ pub struct Registration {
 #[mcp_tool(name = "horace_register_file", idempotent)]
 pub async fn register_file(
     horace: State<Horace>,
-    /// Absolute path to file in /mnt/irina_storage/ (the storage root, HORACE_STORAGE_ROOT), or a path relative to the root
+    /// Absolute path inside the storage root (the seeds' /mnt/irina_storage; this server's root is named in its instructions), or relative to it
     file_path: String,
     /// File metadata
     metadata: FileMetadata,
