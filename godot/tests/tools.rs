@@ -193,6 +193,15 @@ async fn levels_filter_entries_and_say_so(kind: Kind) {
     assert_eq!(filtered.status, "filtered");
     assert!(filtered.message.contains("INFO is below the level WARN"), "{}", filtered.message);
     assert!(filtered.id.is_none());
+    // Bad input at a filtered level is still bad input: refused, not counted as filtered.
+    for (bad, names) in [
+        (json!({"component": "noisy", "level": "INFO", "message": "m", "trace_id": ""}), "`trace_id`"),
+        (json!({"component": "noisy", "level": "DEBUG", "message": "a\u{0}b"}), "`message`"),
+        (json!({"component": "noisy", "level": "TRACE", "message": "x".repeat(70_000)}), "`message`"),
+    ] {
+        let message = fails(c, "logger_log", bad.clone()).await;
+        assert!(message.contains(names), "{bad}: {message}");
+    }
     for level in ["WARN", "error"] {
         let kept: Logged = ok(c, "logger_log", json!({"component": "noisy", "level": level, "message": "m"})).await;
         assert_eq!(kept.status, "ok", "{level} is at or above WARN");
