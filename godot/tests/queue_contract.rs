@@ -77,6 +77,7 @@ macro_rules! contract {
 contract!(
     entries_leave_in_order_and_only_when_acknowledged,
     a_lapsed_lease_passes_the_batch_on_and_renewal_keeps_it,
+    a_lapsed_holder_can_neither_renew_nor_hand_back_what_another_took_over,
     released_entries_are_claimable_at_once,
     the_bound_drops_the_oldest_unclaimed_and_counts_them_exactly,
     claimed_entries_are_never_dropped_by_the_bound,
@@ -141,6 +142,43 @@ async fn a_lapsed_lease_passes_the_batch_on_and_renewal_keeps_it(kind: Kind) {
     q.ack(&ids(&kept)).await.unwrap();
     let c = q.counts().await.unwrap();
     assert_eq!((c.delivered, c.depth, c.pending), (6, 0, 0));
+}
+
+/// Claims for `consumer` until it gets something (a lease ran out); fails
+/// after ten leases.
+async fn claim_once_lapsed(q: &Queue, consumer: &godot::queue::Consumer, max: usize) -> Vec<Delivery> {
+    let started = std::time::Instant::now();
+    loop {
+        let taken = q.claim(consumer, max, Duration::ZERO).await.unwrap();
+        if !taken.is_empty() {
+            return taken;
+        }
+        assert!(started.elapsed() < LEASE * 10, "nothing lapsed within ten leases");
+        tokio::time::sleep(LEASE / 8).await;
+    }
+}
+
+async fn a_lapsed_holder_can_neither_renew_nor_hand_back_what_another_took_over(kind: Kind) {
+    let b = open(kind, 1000).await;
+    let q = &b.queue;
+    let (lapsed, taker, third) = (q.consumer("lapsed"), q.consumer("taker"), q.consumer("third"));
+    q.push(entries(0, 3)).await.unwrap();
+    let held = q.claim(&lapsed, 3, Duration::ZERO).await.unwrap();
+    assert_eq!(q.renew(&lapsed, &ids(&held)).await.unwrap(), 3, "its own entries, renewed");
+    // `lapsed` stalls past its lease; `taker` takes the batch over.
+    let taken = claim_once_lapsed(q, &taker, 10).await;
+    assert_eq!(messages(&taken), messages(&held));
+    // `lapsed` wakes up: renewing or handing back what is no longer its own
+    // must leave it with `taker`, who is delivering it.
+    assert_eq!(q.renew(&lapsed, &ids(&held)).await.unwrap(), 0, "nothing of it is `lapsed`'s to renew");
+    assert_eq!(q.release(&lapsed, &ids(&held)).await.unwrap(), 0, "nor to hand back");
+    assert!(q.claim(&third, 10, Duration::ZERO).await.unwrap().is_empty(), "`taker` still holds the batch");
+    assert_eq!(q.renew(&taker, &ids(&taken)).await.unwrap(), 3, "`taker`'s renewal holds");
+    assert_eq!(q.ack(&ids(&taken)).await.unwrap(), 3);
+    assert_eq!(q.renew(&taker, &ids(&taken)).await.unwrap(), 0, "acknowledged entries are no one's");
+    assert_eq!(q.release(&taker, &ids(&taken)).await.unwrap(), 0);
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.delivered, c.depth, c.pending), (3, 0, 0));
 }
 
 async fn released_entries_are_claimable_at_once(kind: Kind) {
