@@ -78,6 +78,7 @@ contract!(
     entries_leave_in_order_and_only_when_acknowledged,
     a_lapsed_lease_passes_the_batch_on_and_renewal_keeps_it,
     a_lapsed_holder_can_neither_renew_nor_hand_back_what_another_took_over,
+    a_dead_holders_entries_are_found_behind_a_long_head_of_live_leases,
     released_entries_are_claimable_at_once,
     the_bound_drops_the_oldest_unclaimed_and_counts_them_exactly,
     claimed_entries_are_never_dropped_by_the_bound,
@@ -179,6 +180,35 @@ async fn a_lapsed_holder_can_neither_renew_nor_hand_back_what_another_took_over(
     assert_eq!(q.release(&taker, &ids(&taken)).await.unwrap(), 0);
     let c = q.counts().await.unwrap();
     assert_eq!((c.delivered, c.depth, c.pending), (3, 0, 0));
+}
+
+async fn a_dead_holders_entries_are_found_behind_a_long_head_of_live_leases(kind: Kind) {
+    let b = open(kind, 1000).await;
+    let q = &b.queue;
+    let (live, dead, other) = (q.consumer("live"), q.consumer("dead"), q.consumer("other"));
+    q.push(entries(0, 105)).await.unwrap();
+    // The oldest 100 held by a live worker, the newest 5 by one that died.
+    let head = q.claim(&live, 100, Duration::ZERO).await.unwrap();
+    let abandoned = q.claim(&dead, 5, Duration::ZERO).await.unwrap();
+    assert_eq!((head.len(), abandoned.len()), (100, 5));
+    // One entry per claim: each look at the pending list is short, so only
+    // a scan that goes on where the last one stopped reaches the dead ones.
+    let started = std::time::Instant::now();
+    let mut taken = Vec::new();
+    while taken.len() < abandoned.len() {
+        assert!(started.elapsed() < LEASE * 20, "only {} of the dead holder's entries found", taken.len());
+        assert_eq!(q.renew(&live, &ids(&head)).await.unwrap(), 100);
+        let got = q.claim(&other, 1, Duration::ZERO).await.unwrap();
+        if got.is_empty() {
+            tokio::time::sleep(LEASE / 8).await;
+        }
+        taken.extend(got);
+    }
+    assert_eq!(messages(&taken), messages(&abandoned), "the dead holder's entries, and only those");
+    q.ack(&ids(&head)).await.unwrap();
+    q.ack(&ids(&taken)).await.unwrap();
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.delivered, c.depth, c.pending), (105, 0, 0));
 }
 
 async fn released_entries_are_claimable_at_once(kind: Kind) {

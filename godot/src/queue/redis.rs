@@ -181,6 +181,12 @@ pub struct BlockingLink {
     /// Its own pending entries are read once, at the first claim, so a worker
     /// restarted under the same WORKER_NAME resumes them at once.
     resumed: AtomicBool,
+    /// Where this consumer's next XAUTOCLAIM scan starts: the cursor the
+    /// last one returned. Each scan looks at a bounded part of the pending
+    /// list (Redis: at most ten times COUNT entries); from `0-0` every time,
+    /// a dead worker's entries behind a long head of live leases would never
+    /// be reached. Back to `0-0` when a scan reaches the end.
+    autoclaim_from: std::sync::Mutex<String>,
 }
 
 /// Fails fast while Redis is down: one attempt per command, and the next
@@ -232,7 +238,12 @@ impl RedisQueue {
     pub(super) fn blocking_link(&self) -> Option<BlockingLink> {
         // A blocking read waits at most about a second (see `claim`).
         let conn = manager(&self.inner.client, Duration::from_secs(10)).ok()?;
-        Some(BlockingLink { conn, group_ready: AtomicBool::new(false), resumed: AtomicBool::new(false) })
+        Some(BlockingLink {
+            conn,
+            group_ready: AtomicBool::new(false),
+            resumed: AtomicBool::new(false),
+            autoclaim_from: std::sync::Mutex::new("0-0".to_owned()),
+        })
     }
 
     pub async fn push(&self, payloads: Vec<String>) -> Result<Pushed, QueueError> {
@@ -313,21 +324,24 @@ impl RedisQueue {
             out.extend(read_reply_entries(own));
         }
         if out.len() < max {
+            let from = link.autoclaim_from.lock().expect("the cursor lock is never poisoned").clone();
             let stale: Value = redis::cmd("XAUTOCLAIM")
                 .arg(&i.stream)
                 .arg(GROUP)
                 .arg(&consumer.name)
                 .arg(i.lease.as_millis() as u64)
-                .arg("0-0")
+                .arg(&from)
                 .arg("COUNT")
                 .arg(max - out.len())
                 .query_async(&mut conn)
                 .await?;
-            // [next cursor, entries, deleted ids]: the entries are the second item.
+            // [next cursor, entries, deleted ids].
             if let Value::Array(mut parts) = stale
                 && parts.len() >= 2
             {
                 out.extend(entry_list(parts.swap_remove(1)));
+                let next = redis::from_redis_value_ref(&parts[0]).unwrap_or_else(|_| "0-0".to_owned());
+                *link.autoclaim_from.lock().expect("the cursor lock is never poisoned") = next;
             }
         }
         if out.len() < max {
