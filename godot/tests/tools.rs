@@ -417,7 +417,7 @@ async fn the_worker_tells_deweys_refusals_of_the_input_from_its_failures() {
     let db = rusqlite::Connection::open(dewey.database()).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
     db.execute_batch("DROP TABLE logs").unwrap();
-    let text = refusal(&c, &[ok.clone()]).await;
+    let text = refusal(&c, std::slice::from_ref(&ok)).await;
     assert!(text.starts_with("storage error"), "{text}");
     assert!(!refuses_input(&text), "{text}");
 }
