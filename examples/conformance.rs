@@ -4,7 +4,8 @@
 //! `tests/tests/conformance.rs` runs the suite against it over Streamable
 //! HTTP, once per requirement set (2025-11-25 and 2026-07-28).
 //!
-//! `cargo run --bin conformance` listens on port 9000 (or `MCP_PORT`).
+//! `cargo run --bin conformance` listens on port 9002 (or `MCP_PORT`),
+//! beside `hello` on 9000 and `notes` on 9001.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -230,7 +231,7 @@ async fn main() -> std::process::ExitCode {
         .tool::<test_streaming_elicitation>()
         .add_tool(<test_missing_capability as ToolFactory>::tool().requires_client_capability("sampling"))
         .tool::<json_schema_2020_12_tool>()
-        .default_port(9000)
+        .default_port(9002)
         .run()
         .await
 }

@@ -28,26 +28,27 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python clients: two virtualenvs, because the WebSocket client left the
-# SDK after 1.30.0 and the stdio tests want the current 2.x.
-python_peer() { # name, pip requirements...
-  local name=$1; shift
-  local want="$*"
+# Python peers, one virtualenv each: the official clients (two, because the
+# WebSocket client left the SDK after 1.30.0 and the stdio and Streamable HTTP
+# tests want the current 2.x), the seed's ICCM relay, and the seeds' Godot
+# pattern that godot-bench runs. Each installs exactly the packages its lock
+# file in tests/peers/python/locks pins, transitive ones included, so a new
+# release on PyPI cannot change a test run.
+python_peer() { # name: installs tests/peers/python/locks/<name>.txt
+  local name=$1 lock="tests/peers/python/locks/$1.txt" want
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
   if [ "$(cat "$peers/$name/.installed" 2>/dev/null)" != "$want" ]; then
-    log "installing Python peer $name: $want"
+    log "installing Python peer $name from $lock"
     rm -rf "${peers:?}/$name"
     python3 -m venv "$peers/$name"
-    "$peers/$name/bin/pip" install -q --disable-pip-version-check "$@"
+    "$peers/$name/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
     echo "$want" > "$peers/$name/.installed"
   fi
 }
-python_peer py-mcp1 'mcp[ws]==1.30.0' 'websockets>=15,<16'
-python_peer py-mcp2 'mcp==2.3.0' 'websockets>=15,<16'
-# The ICCM relay (seed 004's StableRelay) as its users ran it: websockets 14.x.
-python_peer py-relay 'websockets==14.2' 'PyYAML==6.0.2'
-# The seeds' Godot pattern (a websockets server doing LPUSH + LTRIM per call),
-# which godot-bench runs beside the Rust Godot.
-python_peer py-godot-seed 'websockets==15.0.1' 'redis==8.1.0'
+python_peer py-mcp1
+python_peer py-mcp2
+python_peer py-relay
+python_peer py-godot-seed
 
 # Node clients: the TypeScript SDK and ws, pinned with every transitive
 # package by tests/peers/node/package-lock.json (`npm ci` installs exactly it).
@@ -70,6 +71,6 @@ if [ "$(cat "$peers/conformance/.installed" 2>/dev/null)" != "$conformance_want"
   log "installing the MCP conformance suite"
   rm -rf "$peers/conformance" && mkdir -p "$peers/conformance"
   cp tests/peers/conformance/package.json tests/peers/conformance/package-lock.json "$peers/conformance/"
-  (cd "$peers/conformance" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
+  (cd "$peers/conformance" && npm ci --silent --no-audit --no-fund >/dev/null)
   echo "$conformance_want" > "$peers/conformance/.installed"
 fi

@@ -52,18 +52,21 @@ pub async fn logger_log(
     /// Optional structured data (a JSON object)
     data: Option<Map<String, Value>>,
 ) -> Result<Logged, ToolError> {
-    if let Err(min) = facade.admits(&component, level) {
+    // Bad input is refused whatever the level: a producer must learn that its
+    // entry is malformed even while its component is filtered.
+    let entry = LogEntry::new(component, level, message, trace_id, data).map_err(ToolError::new)?;
+    if let Err(min) = facade.admits(&entry.component, level) {
         return Ok(Logged {
             status: "filtered".into(),
             message: format!(
-                "not queued: {level} is below the level {min} set for component {component:?} (logger_set_level)"
+                "not queued: {level} is below the level {min} set for component {:?} (logger_set_level)",
+                entry.component
             ),
             id: None,
             created_at: None,
             queue_depth: None,
         });
     }
-    let entry = LogEntry::new(component, level, message, trace_id, data).map_err(ToolError::new)?;
     let pushed = facade
         .intake
         .push(entry.to_json())

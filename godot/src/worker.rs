@@ -9,10 +9,12 @@
 //!   decides when the failure is logged as an ERROR and reported by
 //!   `logger_stats`. Entries carry their ids, so a retried batch that Dewey
 //!   had in fact stored is stored once.
-//! - Dewey refusing a batch as invalid input (anything but a storage error)
-//!   names the entry (`logs[3].message`): that entry goes to the dead
-//!   letters and the rest is sent again. Without an index the batch is
-//!   split in halves until the bad entry is alone.
+//! - Dewey refusing a batch as invalid input names the entry
+//!   (`logs[3].message`): that entry goes to the dead letters and the rest
+//!   is sent again. A refusal of the input without an index splits the
+//!   batch in halves until the bad entry is alone. Only a positive
+//!   refusal of the input ([`refuses_input`]) sets anything aside; every
+//!   other error (storage, a panic in Dewey, an internal error) is retried.
 //! - While it holds a batch the worker renews its lease, so no other worker
 //!   takes it over; if it dies, another takes it once the lease has passed.
 //! - On shutdown it stops claiming, gives the batches in flight
@@ -242,8 +244,7 @@ async fn send(shared: &Shared, part: &[Delivery]) -> Outcome {
         Ok(result) if !result.is_error => Outcome::Stored,
         Ok(result) => {
             let text = result.text();
-            // Dewey's storage failures say so; every other refusal is about the input.
-            if text.starts_with("storage error") { Outcome::Failed(text) } else { Outcome::Rejected(text) }
+            if refuses_input(&text) { Outcome::Rejected(text) } else { Outcome::Failed(text) }
         }
         Err(e) => Outcome::Failed(format!("Dewey at {}: {e}", shared.dewey.url())),
     }
@@ -299,9 +300,27 @@ fn split_by_size(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
     parts
 }
 
-/// The entry a refusal names: `logs[3]` (Dewey's validation) or `logs.3`
-/// (an argument that did not deserialize), if it is one of `len`.
-fn named_index(reason: &str, len: usize) -> Option<usize> {
+/// Whether an `isError` answer to `dewey_store_logs_batch` positively says
+/// the input is invalid, so resending it can never succeed. Two senders
+/// say so, each in its own words:
+/// - Dewey's validation (`DeweyError::InvalidInput`), whose every refusal
+///   of this tool starts by naming the argument: `` `logs[3].message`
+///   contains a NUL character ``, `` `logs` holds 20000 entries ``;
+/// - the runtime, when the arguments do not deserialize:
+///   `` invalid argument `logs[3].level`: ... `` or `invalid arguments: ...`.
+///
+/// Anything else (`storage error: ...`, `the tool panicked: ...`, an error
+/// inside the server, wording this worker does not know) is a failure to
+/// retry, never a reason to discard: at worst an unknown refusal is retried
+/// and reported, never a valid entry dead-lettered.
+pub fn refuses_input(text: &str) -> bool {
+    text.starts_with("`logs") || text.starts_with("invalid argument `logs") || text.starts_with("invalid arguments: ")
+}
+
+/// The entry a refusal names: `logs[3]` (Dewey's validation, the runtime's
+/// argument errors) or `logs.3` (a path in serde's dotted form), if it is
+/// one of `len`.
+pub fn named_index(reason: &str, len: usize) -> Option<usize> {
     ["logs[", "logs."].iter().find_map(|prefix| {
         let start = reason.find(prefix)? + prefix.len();
         let digits: String = reason[start..].chars().take_while(char::is_ascii_digit).collect();
@@ -320,6 +339,31 @@ fn retry_schedule(config: &WorkerConfig) -> Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts are the ones Dewey and the runtime write (`tests/tools.rs`
+    /// checks them against a real Dewey); only refusals of the input count.
+    #[test]
+    fn only_a_refusal_of_the_input_sets_entries_aside() {
+        for invalid in [
+            "`logs[6].message` contains a NUL character (U+0000), which cannot be stored; remove it or escape it",
+            "`logs` holds 10001 entries; at most 10000 per call, split the batch",
+            "invalid argument `logs[3].level`: unknown variant `FATAL`",
+            "invalid arguments: unknown field `logs[2].extra` (`logs[2]` takes `id` and `component`)",
+            "`logs[0].id` is not a UUID: \"nope\"; mint one per entry (v4 or v7)",
+        ] {
+            assert!(refuses_input(invalid), "{invalid}");
+        }
+        for failure in [
+            "storage error: could not insert logs: database is locked",
+            "the tool panicked: index out of bounds: the len is 3 but the index is `logs[5]`",
+            "the tool panicked: a non-string panic payload",
+            "no state of type godot::Storage was given to the server",
+            "",
+            "Dewey said something new about logs[1]",
+        ] {
+            assert!(!refuses_input(failure), "{failure}");
+        }
+    }
 
     #[test]
     fn refusals_name_their_entry() {

@@ -77,6 +77,8 @@ macro_rules! contract {
 contract!(
     entries_leave_in_order_and_only_when_acknowledged,
     a_lapsed_lease_passes_the_batch_on_and_renewal_keeps_it,
+    a_lapsed_holder_can_neither_renew_nor_hand_back_what_another_took_over,
+    a_dead_holders_entries_are_found_behind_a_long_head_of_live_leases,
     released_entries_are_claimable_at_once,
     the_bound_drops_the_oldest_unclaimed_and_counts_them_exactly,
     claimed_entries_are_never_dropped_by_the_bound,
@@ -141,6 +143,72 @@ async fn a_lapsed_lease_passes_the_batch_on_and_renewal_keeps_it(kind: Kind) {
     q.ack(&ids(&kept)).await.unwrap();
     let c = q.counts().await.unwrap();
     assert_eq!((c.delivered, c.depth, c.pending), (6, 0, 0));
+}
+
+/// Claims for `consumer` until it gets something (a lease ran out); fails
+/// after ten leases.
+async fn claim_once_lapsed(q: &Queue, consumer: &godot::queue::Consumer, max: usize) -> Vec<Delivery> {
+    let started = std::time::Instant::now();
+    loop {
+        let taken = q.claim(consumer, max, Duration::ZERO).await.unwrap();
+        if !taken.is_empty() {
+            return taken;
+        }
+        assert!(started.elapsed() < LEASE * 10, "nothing lapsed within ten leases");
+        tokio::time::sleep(LEASE / 8).await;
+    }
+}
+
+async fn a_lapsed_holder_can_neither_renew_nor_hand_back_what_another_took_over(kind: Kind) {
+    let b = open(kind, 1000).await;
+    let q = &b.queue;
+    let (lapsed, taker, third) = (q.consumer("lapsed"), q.consumer("taker"), q.consumer("third"));
+    q.push(entries(0, 3)).await.unwrap();
+    let held = q.claim(&lapsed, 3, Duration::ZERO).await.unwrap();
+    assert_eq!(q.renew(&lapsed, &ids(&held)).await.unwrap(), 3, "its own entries, renewed");
+    // `lapsed` stalls past its lease; `taker` takes the batch over.
+    let taken = claim_once_lapsed(q, &taker, 10).await;
+    assert_eq!(messages(&taken), messages(&held));
+    // `lapsed` wakes up: renewing or handing back what is no longer its own
+    // must leave it with `taker`, who is delivering it.
+    assert_eq!(q.renew(&lapsed, &ids(&held)).await.unwrap(), 0, "nothing of it is `lapsed`'s to renew");
+    assert_eq!(q.release(&lapsed, &ids(&held)).await.unwrap(), 0, "nor to hand back");
+    assert!(q.claim(&third, 10, Duration::ZERO).await.unwrap().is_empty(), "`taker` still holds the batch");
+    assert_eq!(q.renew(&taker, &ids(&taken)).await.unwrap(), 3, "`taker`'s renewal holds");
+    assert_eq!(q.ack(&ids(&taken)).await.unwrap(), 3);
+    assert_eq!(q.renew(&taker, &ids(&taken)).await.unwrap(), 0, "acknowledged entries are no one's");
+    assert_eq!(q.release(&taker, &ids(&taken)).await.unwrap(), 0);
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.delivered, c.depth, c.pending), (3, 0, 0));
+}
+
+async fn a_dead_holders_entries_are_found_behind_a_long_head_of_live_leases(kind: Kind) {
+    let b = open(kind, 1000).await;
+    let q = &b.queue;
+    let (live, dead, other) = (q.consumer("live"), q.consumer("dead"), q.consumer("other"));
+    q.push(entries(0, 105)).await.unwrap();
+    // The oldest 100 held by a live worker, the newest 5 by one that died.
+    let head = q.claim(&live, 100, Duration::ZERO).await.unwrap();
+    let abandoned = q.claim(&dead, 5, Duration::ZERO).await.unwrap();
+    assert_eq!((head.len(), abandoned.len()), (100, 5));
+    // One entry per claim: each look at the pending list is short, so only
+    // a scan that goes on where the last one stopped reaches the dead ones.
+    let started = std::time::Instant::now();
+    let mut taken = Vec::new();
+    while taken.len() < abandoned.len() {
+        assert!(started.elapsed() < LEASE * 20, "only {} of the dead holder's entries found", taken.len());
+        assert_eq!(q.renew(&live, &ids(&head)).await.unwrap(), 100);
+        let got = q.claim(&other, 1, Duration::ZERO).await.unwrap();
+        if got.is_empty() {
+            tokio::time::sleep(LEASE / 8).await;
+        }
+        taken.extend(got);
+    }
+    assert_eq!(messages(&taken), messages(&abandoned), "the dead holder's entries, and only those");
+    q.ack(&ids(&head)).await.unwrap();
+    q.ack(&ids(&taken)).await.unwrap();
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.delivered, c.depth, c.pending), (105, 0, 0));
 }
 
 async fn released_entries_are_claimable_at_once(kind: Kind) {

@@ -3,6 +3,7 @@
 //! in that same Dewey, with no feedback loop, and every record either
 //! delivered or counted as dropped.
 
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use godot::config::Config;
@@ -111,6 +112,7 @@ async fn connections_and_calls_reach_godot_and_the_workers_own_calls_do_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_godot_down_calls_go_on_and_every_record_is_delivered_or_counted() {
+    capture_warnings();
     let (dewey_dir, godot_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let port = free_port();
     let (dewey_url, _dewey) = dewey(&format!("ws://127.0.0.1:{port}/"), dewey_dir.path()).await;
@@ -120,8 +122,13 @@ async fn with_godot_down_calls_go_on_and_every_record_is_delivered_or_counted() 
         let _: Value = client.call("dewey_list_startup_contexts", json!({})).await.unwrap();
     }
     assert!(started.elapsed() < Duration::from_secs(2), "Godot being down slows no call: {:?}", started.elapsed());
-    // Let the sink try (and fail) at least once, so some records are dropped.
-    tokio::time::sleep(mcp_runtime_flush() * 3).await;
+    // The sink tried, found Godot down, and dropped (and counted) records:
+    // its warning, which names Godot's URL, is how that shows from outside.
+    let godot_url = format!("ws://127.0.0.1:{port}/");
+    until("the sink dropped records meant for the Godot that is down", || async {
+        warnings().lines().any(|l| l.contains("dropping log records meant for Godot") && l.contains(&godot_url))
+    })
+    .await;
     let (_godot, _worker) = godot(port, &dewey_url, godot_dir.path()).await;
     // 1 connection opened + 20 calls: each arrives, or is in the dropped count.
     until("every record delivered or counted", || async {
@@ -138,9 +145,37 @@ async fn with_godot_down_calls_go_on_and_every_record_is_delivered_or_counted() 
     assert!(summary["message"].as_str().unwrap().contains("dropped"), "{summary}");
 }
 
-/// How often the sink flushes (mcp_runtime's FLUSH_EVERY).
-fn mcp_runtime_flush() -> Duration {
-    Duration::from_millis(250)
+/// What [`capture_warnings`] captured.
+static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// From now on, keeps every warning this test process logs. The subscriber
+/// is global (the sink logs from its own task, on any runtime thread) and
+/// installed once; each test picks out its own lines by URL.
+fn capture_warnings() {
+    static INSTALL: Once = Once::new();
+    struct Capture;
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            CAPTURED.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    INSTALL.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_writer(|| Capture)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .try_init()
+            .expect("nothing else in this test binary installs a subscriber");
+    });
+}
+
+/// The warnings captured so far, one per line.
+fn warnings() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap()).into_owned()
 }
 
 /// One request to a Streamable HTTP endpoint, through hyper's client: the

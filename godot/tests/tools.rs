@@ -23,7 +23,7 @@ enum Kind {
 struct Dewey {
     url: String,
     shutdown: ShutdownHandle,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Dewey {
@@ -35,7 +35,13 @@ impl Dewey {
         let url = format!("ws://{}/", bound.local_addr());
         let shutdown = bound.shutdown_handle();
         tokio::spawn(bound.serve());
-        Dewey { url, shutdown, _dir: dir }
+        Dewey { url, shutdown, dir }
+    }
+}
+
+impl Dewey {
+    fn database(&self) -> std::path::PathBuf {
+        self.dir.path().join("dewey.sqlite3")
     }
 }
 
@@ -187,6 +193,15 @@ async fn levels_filter_entries_and_say_so(kind: Kind) {
     assert_eq!(filtered.status, "filtered");
     assert!(filtered.message.contains("INFO is below the level WARN"), "{}", filtered.message);
     assert!(filtered.id.is_none());
+    // Bad input at a filtered level is still bad input: refused, not counted as filtered.
+    for (bad, names) in [
+        (json!({"component": "noisy", "level": "INFO", "message": "m", "trace_id": ""}), "`trace_id`"),
+        (json!({"component": "noisy", "level": "DEBUG", "message": "a\u{0}b"}), "`message`"),
+        (json!({"component": "noisy", "level": "TRACE", "message": "x".repeat(70_000)}), "`message`"),
+    ] {
+        let message = fails(c, "logger_log", bad.clone()).await;
+        assert!(message.contains(names), "{bad}: {message}");
+    }
     for level in ["WARN", "error"] {
         let kept: Logged = ok(c, "logger_log", json!({"component": "noisy", "level": level, "message": "m"})).await;
         assert_eq!(kept.status, "ok", "{level} is at or above WARN");
@@ -358,4 +373,92 @@ async fn the_catalog_keeps_the_seeds_names_and_required_lists() {
     assert_eq!(schema("logger_query")["properties"]["limit"]["default"], 100);
     let roles = schema("conversation_store_message")["properties"]["role"]["enum"].clone();
     assert_eq!(roles, json!(["user", "assistant", "system", "tool"]));
+}
+
+/// The worker sets entries aside only when Dewey refuses the input. The
+/// texts it judges are the ones a real Dewey writes, so a change of wording
+/// on either side fails here rather than dead-lettering valid logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_tells_deweys_refusals_of_the_input_from_its_failures() {
+    use godot::worker::{named_index, refuses_input};
+    let dewey = Dewey::start().await;
+    let c = Client::connect(&dewey.url).await.unwrap();
+    async fn refusal(c: &Client, logs: &[Value]) -> String {
+        fails(c, "dewey_store_logs_batch", json!({ "logs": logs })).await
+    }
+    let ok = json!({"component": "c", "level": "INFO", "message": "fine"});
+    let with = |extra: Value| {
+        let mut entry = ok.clone();
+        entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        entry
+    };
+    let mut no_message = ok.clone();
+    no_message.as_object_mut().unwrap().remove("message");
+    let cases: Vec<(Vec<Value>, Option<usize>)> = vec![
+        (vec![ok.clone(), with(json!({"message": "a\u{0}b"}))], Some(1)),
+        (vec![ok.clone(), ok.clone(), with(json!({"data": {"k": ["\u{0}"]}}))], Some(2)),
+        (vec![ok.clone(), with(json!({"component": " "}))], Some(1)),
+        (vec![ok.clone(), with(json!({"created_at": "noon"}))], Some(1)),
+        (vec![with(json!({"id": "nope"}))], Some(0)),
+        // Refused by the runtime before Dewey's code runs.
+        (vec![ok.clone(), ok.clone(), with(json!({"level": "FATAL"}))], Some(2)),
+        (vec![ok.clone(), with(json!({"message": 5}))], Some(1)),
+        (vec![ok.clone(), no_message], Some(1)),
+        (vec![ok.clone(), json!("not an entry")], Some(1)),
+        // No entry to blame: the worker halves the batch.
+        (vec![ok.clone(); dewey::log_batch::MAX_LOG_BATCH + 1], None),
+    ];
+    for (logs, blamed) in cases {
+        let text = refusal(&c, &logs).await;
+        assert!(refuses_input(&text), "a refusal of the input read as a failure: {text}");
+        assert_eq!(named_index(&text, logs.len()), blamed, "{text}");
+    }
+    // A storage error: the table gone from under Dewey. Retried, never set aside.
+    let db = rusqlite::Connection::open(dewey.database()).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch("DROP TABLE logs").unwrap();
+    let text = refusal(&c, std::slice::from_ref(&ok)).await;
+    assert!(text.starts_with("storage error"), "{text}");
+    assert!(!refuses_input(&text), "{text}");
+}
+
+/// Stands in for a Dewey with a bug: its `dewey_store_logs_batch` panics,
+/// which the runtime answers with an `isError` that is not about the input.
+/// (No real Dewey panics on purpose; this is the one failure that needs a
+/// server of its own.)
+#[mcp_runtime::mcp_tool(name = "dewey_store_logs_batch")]
+async fn panicking_store_logs_batch(
+    calls: mcp_runtime::State<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    /// Log entries
+    logs: Vec<Value>,
+) -> Result<Value, mcp_runtime::ToolError> {
+    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    panic!("a bug storing {} entries", logs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dewey_that_fails_otherwise_than_on_the_input_gets_the_batch_again_and_nothing_is_set_aside() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bound = mcp_runtime::Server::builder("buggy-dewey", "0")
+        .tool::<panicking_store_logs_batch>()
+        .state(calls.clone())
+        .log_to_godot(None)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = format!("ws://{}/", bound.local_addr());
+    let _stop = bound.shutdown_handle();
+    tokio::spawn(bound.serve());
+    let godot = Godot::start(Kind::Embedded, &url, false).await;
+    let good = |i: usize| json!({"id": uuid::Uuid::now_v7(), "component": "buggy", "level": "INFO", "message": format!("good {i}")});
+    godot.queue.push((0..10).map(|i| good(i).to_string()).collect()).await.unwrap();
+    let _worker = tokio::spawn(godot::worker::run(godot.queue.clone(), godot.config.clone(), godot.worker.clone()));
+    eventually("three attempts, each failing with the panic", Duration::from_secs(20), || async {
+        let s = godot.queue.counts().await.unwrap();
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 3
+            && s.last_error.is_some_and(|e| e.contains("the tool panicked"))
+    })
+    .await;
+    let s = godot.queue.counts().await.unwrap();
+    assert_eq!((s.dead_lettered, s.delivered, s.depth), (0, 0, 10), "kept for the next attempt: {s:?}");
 }

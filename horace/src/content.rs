@@ -69,6 +69,7 @@ pub struct VersionStore {
 }
 
 /// What one pass over some content found.
+#[derive(Debug)]
 struct Pass {
     checksum: String,
     size: u64,
@@ -212,10 +213,8 @@ impl VersionStore {
     }
 
     /// Writes the stored content `checksum` to `rel` atomically (creating
-    /// missing folders), checking it against its checksum on the way: a
-    /// corrupt object is refused and the target is left untouched. A symlink
-    /// at `rel` is replaced, never written through. `inline` is the content
-    /// when the catalog keeps it; otherwise it is read from the store's file.
+    /// missing folders): [`VersionStore::stage`], then
+    /// [`StagedRestore::commit`].
     pub fn restore(
         &self,
         root: &StorageRoot,
@@ -223,6 +222,23 @@ impl VersionStore {
         checksum: &str,
         inline: Option<&[u8]>,
     ) -> Result<Observed> {
+        self.stage(root, rel, checksum, inline)?.commit(root, rel)
+    }
+
+    /// Prepares a restore of the stored content `checksum` to `rel`: checks
+    /// it against its checksum while writing it to a temp file beside `rel`
+    /// (creating missing folders), with the target's permission bits, and
+    /// syncs it. Nothing at `rel` changes until [`StagedRestore::commit`];
+    /// a staged restore dropped uncommitted removes its temp file. A corrupt
+    /// object is refused. `inline` is the content when the catalog keeps it;
+    /// otherwise it is read from the store's file.
+    pub fn stage(
+        &self,
+        root: &StorageRoot,
+        rel: &RelPath,
+        checksum: &str,
+        inline: Option<&[u8]>,
+    ) -> Result<StagedRestore> {
         let unavailable = |why: &str| {
             HoraceError::new(
                 ErrorCode::VersionContentUnavailable,
@@ -271,39 +287,65 @@ impl VersionStore {
         };
         let temp_name = format!("{RESTORE_TEMP_PREFIX}{}.tmp", Uuid::new_v4());
         let mut temp = parent.open_with(&temp_name, &new_file(0o644)).map_err(|e| root.path_error(e, rel))?;
-        let written = (|| {
-            let pass = match source {
-                Source::Checked(pass, content) => {
-                    temp.write_all(content).map_err(write_error)?;
-                    pass
+        // From here on, dropping `staged` removes the temp file.
+        let mut staged = StagedRestore { parent, temp_name, pass: None, modified_at: Utc::now() };
+        let pass = match source {
+            Source::Checked(pass, content) => {
+                temp.write_all(content).map_err(write_error)?;
+                pass
+            }
+            Source::Object(mut file) => {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let pass = pump(&mut file, Some(&mut temp), size)
+                    .map_err(|e| e.into_error(|e| unavailable(&format!("cannot be read: {e}")), write_error))?;
+                if pass.checksum != checksum {
+                    return Err(corrupt(&pass.checksum));
                 }
-                Source::Object(mut file) => {
-                    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                    let pass = pump(&mut file, Some(&mut temp), size)
-                        .map_err(|e| e.into_error(|e| unavailable(&format!("cannot be read: {e}")), write_error))?;
-                    if pass.checksum != checksum {
-                        return Err(corrupt(&pass.checksum));
-                    }
-                    pass
-                }
-            };
-            let commit = || -> io::Result<DateTime<Utc>> {
-                if let Some(permissions) = permissions {
-                    temp.set_permissions(permissions)?;
-                }
-                temp.sync_all()?;
-                let modified_at = modified(&temp.metadata()?);
-                parent.rename(&temp_name, &parent, name)?;
-                sync_dir(&parent)?;
-                Ok(modified_at)
-            };
-            let modified_at = commit().map_err(write_error)?;
-            Ok(observed(pass, rel, modified_at))
-        })();
-        if written.is_err() {
-            let _ = parent.remove_file(&temp_name);
-        }
-        written
+                pass
+            }
+        };
+        let sync = || -> io::Result<DateTime<Utc>> {
+            if let Some(permissions) = permissions {
+                temp.set_permissions(permissions)?;
+            }
+            temp.sync_all()?;
+            Ok(modified(&temp.metadata()?))
+        };
+        staged.modified_at = sync().map_err(write_error)?;
+        staged.pass = Some(pass);
+        Ok(staged)
+    }
+}
+
+/// A restore written and synced beside its target, not yet renamed over it
+/// (see [`VersionStore::stage`]).
+#[derive(Debug)]
+pub struct StagedRestore {
+    parent: Dir,
+    temp_name: String,
+    /// `None` until the content is completely written and checked.
+    pass: Option<Pass>,
+    modified_at: DateTime<Utc>,
+}
+
+impl StagedRestore {
+    /// Renames the temp file over `rel` (the path it was staged for) and
+    /// syncs the folder: the restore is visible whole, and durable.
+    pub fn commit(mut self, root: &StorageRoot, rel: &RelPath) -> Result<Observed> {
+        let pass = self.pass.take().expect("only a completely staged restore is handed out");
+        let renamed = self.parent.rename(&self.temp_name, &self.parent, rel.file_name());
+        renamed.and_then(|()| sync_dir(&self.parent)).map_err(|e| {
+            HoraceError::new(ErrorCode::IoError, format!("writing {} failed: {e}", root.absolute(rel.as_str())))
+                .with_source(e)
+        })?;
+        Ok(observed(pass, rel, self.modified_at))
+    }
+}
+
+impl Drop for StagedRestore {
+    fn drop(&mut self) {
+        // After a rename the temp name is gone already.
+        let _ = self.parent.remove_file(&self.temp_name);
     }
 }
 
@@ -375,6 +417,12 @@ fn pump(source: &mut File, copy: Option<&mut File>, size_hint: u64) -> Result<Pa
         return Ok(digest.finish());
     }
     let _ = rustix::fs::fadvise(&*source, 0, None, rustix::fs::Advice::Sequential);
+    // Buffers circle reader -> hasher -> writer (or the hasher alone) ->
+    // reader. Exactly one thread returns them, and it holds the only sender
+    // of `empty`: when it stops (the writer after a failed write, the hasher
+    // after a failed hand-over), the reader's wait for a buffer ends, the
+    // reader drops `filled`, and the hasher's loop ends. No thread can wait
+    // for one that has gone.
     std::thread::scope(|scope| {
         let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
         let (filled_tx, filled_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
@@ -391,35 +439,41 @@ fn pump(source: &mut File, copy: Option<&mut File>, size_hint: u64) -> Result<Pa
             Ok(())
         });
         let (write_tx, write_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
-        let writer = copy.map(|copy| {
-            let empty_tx = empty_tx.clone();
-            scope.spawn(move || -> io::Result<()> {
-                let mut unflushed = 0u64;
-                for (buf, n) in write_rx {
-                    copy.write_all(&buf[..n])?;
-                    unflushed += n as u64;
-                    if unflushed >= FLUSH_EVERY {
-                        copy.sync_data()?;
-                        unflushed = 0;
+        let (writer, hasher_returns) = match copy {
+            Some(copy) => {
+                let writer = scope.spawn(move || -> io::Result<()> {
+                    let mut unflushed = 0u64;
+                    for (buf, n) in write_rx {
+                        copy.write_all(&buf[..n])?;
+                        unflushed += n as u64;
+                        if unflushed >= FLUSH_EVERY {
+                            copy.sync_data()?;
+                            unflushed = 0;
+                        }
+                        let _ = empty_tx.send(buf);
                     }
-                    let _ = empty_tx.send(buf);
-                }
-                Ok(())
-            })
-        });
+                    Ok(())
+                });
+                (Some(writer), None)
+            }
+            None => (None, Some(empty_tx)),
+        };
         for (buf, n) in filled_rx.iter() {
             digest.update(&buf[..n]);
-            if writer.is_some() {
-                if write_tx.send((buf, n)).is_err() {
-                    break; // the writer failed; its error is reported below
+            match &hasher_returns {
+                Some(empty_tx) => {
+                    let _ = empty_tx.send(buf);
                 }
-            } else {
-                let _ = empty_tx.send(buf);
+                None => {
+                    if write_tx.send((buf, n)).is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
             }
         }
-        // Whoever is still waiting (the reader for a buffer, the writer for
-        // a chunk) sees its channel close and ends.
-        drop((write_tx, empty_tx, filled_rx));
+        // Whoever is still waiting (the reader to hand over a chunk, the
+        // writer for one) sees its channel close and ends.
+        drop((write_tx, hasher_returns, filled_rx));
         if let Some(writer) = writer {
             writer.join().expect("the writer thread does not panic").map_err(PumpError::Write)?;
         }

@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     // The root and the catalog are opened only to serve: `--help` and
     // `--list-tools` never create a folder, and `--list-tools` still checks
     // the server whole.
-    horace::tools().state_from(open_state).run().await
+    horace::tools_for_root(&horace::storage_root_from_env()).state_from(open_state).run().await
 }
 
 /// The storage root and the catalog, from the environment; logged, since

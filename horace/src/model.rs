@@ -69,12 +69,44 @@ impl FileMetadata {
     }
 }
 
-fn check_text(value: &str, what: &str) -> Result<()> {
+/// Checks a free-form text a caller gives (a metadata field, a search
+/// filter): at most [`MAX_TEXT`] bytes, no NUL (which PostgreSQL cannot
+/// store and no caller means).
+pub fn check_text(value: &str, what: &str) -> Result<()> {
     if value.len() > MAX_TEXT {
         return Err(HoraceError::invalid(format!("`{what}` is {} bytes; at most {MAX_TEXT} are kept", value.len())));
     }
     if value.contains('\0') {
         return Err(HoraceError::invalid(format!("`{what}` contains a NUL character; remove it")));
+    }
+    Ok(())
+}
+
+/// Most bytes of a collection's free-form `metadata` as JSON.
+pub const MAX_JSON_METADATA: usize = 64 * MAX_TEXT;
+
+/// Checks free-form JSON metadata: at most [`MAX_JSON_METADATA`] bytes as
+/// JSON, and no NUL in any key or string (PostgreSQL's jsonb refuses
+/// `\u0000`; SQLite would keep what PostgreSQL cannot, so both refuse it).
+pub fn check_json_metadata(metadata: &Map<String, Value>, what: &str) -> Result<()> {
+    let size = Value::Object(metadata.clone()).to_string().len();
+    if size > MAX_JSON_METADATA {
+        return Err(HoraceError::invalid(format!(
+            "`{what}` is {size} bytes as JSON; at most {MAX_JSON_METADATA} are kept"
+        )));
+    }
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if metadata.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err(HoraceError::invalid(format!(
+            "`{what}` contains a NUL character (\\u0000) in a key or a string; remove it"
+        )));
     }
     Ok(())
 }

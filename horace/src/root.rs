@@ -15,6 +15,7 @@
 //! directory that was opened, whatever happens to the path meanwhile.
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Component, Path, PathBuf};
 
 use cap_std::ambient_authority;
@@ -80,6 +81,8 @@ pub struct StorageRoot {
     shown: PathBuf,
     /// The root with symlinks resolved: also accepted as a prefix.
     canonical: PathBuf,
+    /// `<canonical>/.horace`: where no opened file or folder may lie.
+    reserved: PathBuf,
 }
 
 impl StorageRoot {
@@ -90,12 +93,18 @@ impl StorageRoot {
         let canonical = std::fs::canonicalize(path)?;
         let dir = Dir::open_ambient_dir(&canonical, ambient_authority())?;
         dir.create_dir_all(RESERVED_DIR)?;
-        Ok(StorageRoot { dir, shown: lexically_clean(&shown), canonical })
+        let reserved = canonical.join(RESERVED_DIR);
+        Ok(StorageRoot { dir, shown: lexically_clean(&shown), canonical, reserved })
     }
 
     /// The root as answers show it.
     pub fn path(&self) -> &Path {
         &self.shown
+    }
+
+    /// The root with symlinks resolved.
+    pub fn canonical(&self) -> &Path {
+        &self.canonical
     }
 
     pub(crate) fn dir(&self) -> &Dir {
@@ -197,6 +206,7 @@ impl StorageRoot {
         // it return so it can be refused below. No effect on regular files.
         options.custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32);
         let file = self.dir.open_with(rel.as_str(), &options).map_err(|e| self.path_error(e, rel))?;
+        self.refuse_reserved(&file, rel)?;
         let metadata = file.metadata().map_err(|e| self.path_error(e, rel))?;
         if !metadata.is_file() {
             let what = if metadata.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
@@ -214,15 +224,48 @@ impl StorageRoot {
         let Some(parent) = rel.parent() else {
             return self.dir.try_clone().map_err(|e| self.path_error(e, rel));
         };
-        match self.dir.open_dir(parent) {
+        let dir = match self.dir.open_dir(parent) {
             // Create only what is really missing: a symlink that leads out
             // must be reported as such, not as "exists".
             Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
                 self.dir.create_dir_all(parent).map_err(|e| self.path_error(e, rel))?;
-                self.dir.open_dir(parent).map_err(|e| self.path_error(e, rel))
+                self.dir.open_dir(parent).map_err(|e| self.path_error(e, rel))?
             }
-            opened => opened.map_err(|e| self.path_error(e, rel)),
+            opened => opened.map_err(|e| self.path_error(e, rel))?,
+        };
+        self.refuse_reserved(&dir, rel)?;
+        Ok(dir)
+    }
+
+    /// Refuses a file or folder opened for `rel` that really lies in
+    /// [`RESERVED_DIR`]: `rel` passed the lexical check, but a symlink on
+    /// the way (`h -> .horace/objects`) can still lead there. The kernel
+    /// says where the open handle is (`/proc/self/fd`), so this holds
+    /// whatever the path's symlinks were when it was opened.
+    fn refuse_reserved(&self, opened: &impl AsFd, rel: &RelPath) -> Result<()> {
+        let link = format!("/proc/self/fd/{}", opened.as_fd().as_raw_fd());
+        let real = std::fs::read_link(&link).map_err(|e| {
+            HoraceError::new(
+                ErrorCode::IoError,
+                format!(
+                    "cannot tell where {} really is ({link}: {e}); Horace needs /proc mounted to keep {RESERVED_DIR}/ \
+                     out of reach",
+                    self.absolute(rel.as_str())
+                ),
+            )
+            .with_source(e)
+        })?;
+        if real.starts_with(&self.reserved) {
+            return Err(HoraceError::new(
+                ErrorCode::PathReserved,
+                format!(
+                    "{} leads through a symlink into {RESERVED_DIR}/, where Horace keeps stored versions; choose \
+                     another path",
+                    self.absolute(rel.as_str())
+                ),
+            ));
         }
+        Ok(())
     }
 
     /// Turns a failed open of `rel` into an error a caller can act on.

@@ -24,17 +24,25 @@ struct InDir {
 }
 
 async fn start_in(cwd: &Path) -> InDir {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_horace"));
+    start(Command::new(env!("CARGO_BIN_EXE_horace")), cwd).await
+}
+
+/// Starts `command` (the binary, or a shell that execs it) in `cwd` with no
+/// Horace variables but those `command` sets; killed on drop.
+async fn start(mut command: Command, cwd: &Path) -> InDir {
     command
         .current_dir(cwd)
         .env_remove("DATABASE_URL")
-        .env_remove("HORACE_DATA_DIR")
-        .env_remove("HORACE_STORAGE_ROOT")
         .env("MCP_HOST", "127.0.0.1")
         .env("MCP_PORT", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
+    for var in ["HORACE_DATA_DIR", "HORACE_STORAGE_ROOT"] {
+        if !command.as_std().get_envs().any(|(k, _)| k == var) {
+            command.env_remove(var);
+        }
+    }
     let mut child = command.spawn().expect("the horace binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
@@ -63,6 +71,45 @@ async fn runs_with_no_setup() {
     assert_eq!((again.status, again.file_id), (RegistrationStatus::Duplicate, reg.file_id));
 }
 
+/// A write that fails in the middle of copying a large file into the
+/// version store (here: the file size limit, RLIMIT_FSIZE, which makes
+/// write(2) fail with EFBIG as a full disk fails with ENOSPC) ends the call
+/// with IO_ERROR, leaves no temp object behind, and the server still serves.
+/// The limit is set by `sh` (`ulimit -f`, with SIGXFSZ ignored so that the
+/// write fails instead of killing the process), which then execs the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_into_the_store_ends_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("files");
+    std::fs::create_dir(&root).unwrap();
+    // Far past the limit (2 MiB or 4 MiB, as `sh` counts blocks), and large
+    // enough to take the pipelined copy.
+    std::fs::write(root.join("big.bin"), common::noise(16 << 20, 9)).unwrap();
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "trap '' XFSZ; ulimit -f 4096 && exec \"$0\"", env!("CARGO_BIN_EXE_horace")])
+        .env("HORACE_STORAGE_ROOT", &root)
+        .env("HORACE_DATA_DIR", dir.path().join("data"));
+    let horace = start(command, dir.path()).await;
+    // Bounded, so that a regression (the copy hanging) fails the test.
+    let client = Client::builder(&horace.url).call_timeout(Duration::from_secs(60)).connect().await.unwrap();
+    let text = common::fails_with(
+        &client,
+        "horace_register_file",
+        json!({"file_path": "big.bin", "metadata": {}}),
+        "IO_ERROR",
+    )
+    .await;
+    assert!(text.contains("cannot keep a copy of") && text.contains("big.bin"), "{text}");
+    assert_eq!(common::stored_objects(&root), Vec::<String>::new(), "no temp object is left in the store");
+    std::fs::write(root.join("small.txt"), b"still serving").unwrap();
+    let reg: Registration =
+        ok(&client, "horace_register_file", json!({"file_path": "small.txt", "metadata": {}})).await;
+    assert_eq!(reg.status, RegistrationStatus::Registered);
+    let search: horace::tools::files::SearchResults = ok(&client, "horace_search_files", json!({})).await;
+    assert_eq!(search.total, 1, "the failed registration cataloged nothing");
+}
+
 #[tokio::test]
 async fn lists_tools_without_storage() {
     let cwd = tempfile::tempdir().unwrap();
@@ -87,6 +134,31 @@ async fn refuses_a_database_url_that_is_not_postgres() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DATABASE_URL must be a postgres://"), "{stderr}");
+}
+
+#[tokio::test]
+async fn refuses_a_catalog_inside_the_storage_root() {
+    let cwd = tempfile::tempdir().unwrap();
+    // Directly, and through a symlink to a folder in the root.
+    std::fs::create_dir_all(cwd.path().join("store/sub")).unwrap();
+    std::os::unix::fs::symlink("store/sub", cwd.path().join("link")).unwrap();
+    for data_dir in ["store/db", "link/db"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_horace"))
+            .current_dir(cwd.path())
+            .env_remove("DATABASE_URL")
+            .env("HORACE_STORAGE_ROOT", "store")
+            .env("HORACE_DATA_DIR", data_dir)
+            .env("MCP_PORT", "0")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{data_dir}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let root = cwd.path().join("store").display().to_string();
+        assert!(stderr.contains("is inside the storage root"), "{stderr}");
+        assert!(stderr.contains(&format!("{data_dir}/horace.sqlite3")) && stderr.contains(&root), "{stderr}");
+        assert!(!cwd.path().join(data_dir).exists(), "{data_dir}: no catalog was created");
+    }
 }
 
 /// Eight registrations released together, four through each replica.

@@ -21,6 +21,7 @@ scenarios!(
     writes_never_follow_a_path_out_of_the_root,
     symlink_swapped_during_register,
     folder_swapped_during_register,
+    symlinks_into_the_version_store_are_reserved,
 );
 
 const SECRET: &[u8] = b"the outside secret: must never be read by Horace";
@@ -255,4 +256,51 @@ async fn folder_swapped_during_register(f: Fixture) {
     std::os::unix::fs::symlink("real", &link).unwrap();
     let flipper = Flipper::start(link, "real".into(), f.outside().join("dir"));
     register_during_swaps(&f, "race/dir/data.bin", flipper, &inside).await;
+}
+
+/// `.horace/` is out of reach through symlinks too, which the lexical check
+/// cannot see: a folder link into it, a file link to a stored object, and a
+/// cataloged folder swapped for a link into it before a restore.
+async fn symlinks_into_the_version_store_are_reserved(f: Fixture) {
+    let root = f.root();
+    let content = common::noise(200 << 10, 41);
+    f.write("work/big.bin", &content);
+    let reg: Registration = ok(&f.client, "horace_register_file", register_args("work/big.bin")).await;
+    let checksum = reg.file.checksum.clone();
+    let object = f.object_path(&checksum);
+    assert!(object.is_file(), "the content is a file of the store");
+    std::os::unix::fs::symlink(".horace/objects", root.join("h")).unwrap();
+    std::os::unix::fs::symlink(format!(".horace/objects/{}/{checksum}", &checksum[..2]), root.join("o.bin")).unwrap();
+    for path in [format!("h/{}/{checksum}", &checksum[..2]), "o.bin".to_owned(), format!("{}/o.bin", root.display())] {
+        let text = fails_with(&f.client, "horace_register_file", register_args(&path), "PATH_RESERVED").await;
+        assert!(text.contains(".horace/"), "{text}");
+    }
+
+    // A cataloged file swapped for a link to the object: a check refuses to
+    // read it; a restore replaces the link and leaves the object alone.
+    f.write("x.txt", b"x v1");
+    let x: Registration = ok(&f.client, "horace_register_file", register_args("x.txt")).await;
+    std::fs::remove_file(root.join("x.txt")).unwrap();
+    std::os::unix::fs::symlink(format!(".horace/objects/{}/{checksum}", &checksum[..2]), root.join("x.txt")).unwrap();
+    let check = json!({"file_id": x.file_id, "check_for_changes": true});
+    fails_with(&f.client, "horace_update_file", check, "PATH_RESERVED").await;
+    let restored: Restored = ok(&f.client, "horace_restore_version", json!({"file_id": x.file_id, "version": 1})).await;
+    assert_eq!((restored.new_version, restored.saved_version), (2, None));
+    assert!(std::fs::symlink_metadata(root.join("x.txt")).unwrap().file_type().is_file(), "the link was replaced");
+    assert_eq!(std::fs::read(root.join("x.txt")).unwrap(), b"x v1");
+
+    // The cataloged folder swapped for a (relative) link to the object's
+    // folder: a restore would write there; refused before anything is.
+    let shard = root.join(".horace/objects").join(&checksum[..2]);
+    std::fs::rename(root.join("work"), root.join("work.moved")).unwrap();
+    std::os::unix::fs::symlink(format!(".horace/objects/{}", &checksum[..2]), root.join("work")).unwrap();
+    let id = reg.file_id.clone();
+    fails_with(&f.client, "horace_restore_version", json!({"file_id": id, "version": 1}), "PATH_RESERVED").await;
+    let leftovers: Vec<_> = std::fs::read_dir(&shard).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from(&checksum)], "nothing was written into the store's folder");
+    assert_eq!(common::sha256_file(&object), checksum, "the stored object is intact");
+    let all: SearchResults = ok(&f.client, "horace_search_files", json!({})).await;
+    assert_eq!(all.total, 2, "only work/big.bin and x.txt were cataloged");
+    let info: Value = ok(&f.client, "horace_get_file_info", json!({"file_id": id})).await;
+    assert_eq!(info["version"].as_i64(), Some(1), "nothing recorded");
 }

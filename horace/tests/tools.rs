@@ -22,6 +22,7 @@ scenarios!(
     eight_concurrent_registrations_give_one_file_id,
     search_filters_order_and_totals,
     restore_round_trip_byte_for_byte,
+    restore_keeps_an_uncataloged_edit,
     collections_refuse_unknown_ids,
     bad_inputs_are_refused_and_change_nothing,
     small_content_lives_in_the_catalog,
@@ -105,6 +106,14 @@ async fn catalog_matches_the_seed(f: Fixture) {
     assert_eq!(keys, BTreeSet::from(["collection", "correlation_id", "owner", "purpose", "tags"]));
     assert_eq!(tool("horace_get_file_info").input_schema["properties"]["include_versions"]["default"], false);
     assert_eq!(tool("horace_restore_version").annotations.as_ref().unwrap()["destructiveHint"], true);
+    // Where absolute paths point: the seeds' root by name, this server's in
+    // its instructions.
+    let file_path = tool("horace_register_file").input_schema["properties"]["file_path"]["description"].clone();
+    let file_path = file_path.as_str().unwrap_or_default();
+    assert!(file_path.contains("inside the storage root (the seeds' /mnt/irina_storage"), "{file_path}");
+    let info = f.client.server_info().unwrap();
+    let instructions = info.instructions.unwrap_or_default();
+    assert!(instructions.contains(&format!("the storage root, {}", f.root().display())), "{instructions}");
 }
 
 async fn register_records_the_facts(f: Fixture) {
@@ -439,6 +448,42 @@ async fn restore_round_trip_byte_for_byte(f: Fixture) {
     .await;
     assert!(text.contains("corrupt"), "{text}");
     assert_eq!(std::fs::read(&path).unwrap(), b"current");
+    assert_eq!(info(&f, &id).await.version_count, 6, "the refused restore recorded nothing, not even the edit");
+}
+
+async fn restore_keeps_an_uncataloged_edit(f: Fixture) {
+    // Large and small content: kept in the store's files and in the catalog.
+    for (name, v1, edit) in [
+        ("big.bin", noise(3 << 20, 31), noise((2 << 20) + 5, 32)),
+        ("small.txt", b"first draft".to_vec(), b"an edit nobody registered".to_vec()),
+    ] {
+        let path = f.write(name, &v1);
+        let id = register(&f, name, json!({"owner": "writer"})).await.file_id;
+        std::fs::write(&path, &edit).unwrap();
+
+        let restored: Restored = ok(&f.client, "horace_restore_version", json!({"file_id": id, "version": 1})).await;
+        assert_eq!((restored.saved_version, restored.new_version), (Some(2), 3), "{name}");
+        assert!(restored.message.contains("kept it as version 2"), "{}", restored.message);
+        assert!(std::fs::read(&path).unwrap() == v1, "{name}: version 1 is back");
+        let versions = info(&f, &id).await.versions.unwrap();
+        let summary: Vec<(i64, VersionReason, Option<i64>, String)> =
+            versions.iter().map(|v| (v.version, v.reason, v.restored_from, v.checksum.clone())).collect();
+        assert_eq!(
+            summary,
+            [
+                (1, VersionReason::Registered, None, sha256_hex(&v1)),
+                (2, VersionReason::Changed, None, sha256_hex(&edit)),
+                (3, VersionReason::Restored, Some(1), sha256_hex(&v1)),
+            ],
+            "{name}"
+        );
+
+        // The edit itself comes back byte for byte.
+        let back: Restored = ok(&f.client, "horace_restore_version", json!({"file_id": id, "version": 2})).await;
+        assert_eq!((back.saved_version, back.new_version), (None, 4), "{name}: nothing new to keep");
+        assert!(!back.message.contains("kept it"), "{}", back.message);
+        assert!(std::fs::read(&path).unwrap() == edit, "{name}: the edit is restored byte for byte");
+    }
 }
 
 async fn collections_refuse_unknown_ids(f: Fixture) {
@@ -528,6 +573,30 @@ async fn bad_inputs_are_refused_and_change_nothing(f: Fixture) {
     fails_with(c, "horace_search_files", json!({"tags": [""]}), "INVALID_INPUT").await;
     fails_with(c, "horace_list_collections", json!({"limit": -5}), "INVALID_INPUT").await;
     fails_with(c, "horace_create_collection", json!({"name": "  "}), "INVALID_INPUT").await;
+    // What PostgreSQL cannot store is refused on both backends as the
+    // caller's mistake, not passed on as a catalog failure.
+    for metadata in [
+        json!({"note": "a\0b"}),
+        json!({"a\0": 1}),
+        json!({"deep": [{"x": ["ok", "\0"]}]}),
+        json!({"big": "x".repeat(70_000)}),
+    ] {
+        let args = json!({"name": "meta", "metadata": metadata});
+        let text = fails_with(c, "horace_create_collection", args, "INVALID_INPUT").await;
+        assert!(text.contains("`metadata`"), "{text}");
+    }
+    for filter in ["owner", "collection"] {
+        let with = |value: String| {
+            let mut args = json!({});
+            args[filter] = Value::String(value);
+            args
+        };
+        let text = fails_with(c, "horace_search_files", with("a\0b".into()), "INVALID_INPUT").await;
+        assert!(text.contains("NUL"), "{text}");
+        fails_with(c, "horace_search_files", with("x".repeat(2000)), "INVALID_INPUT").await;
+    }
+    let listed: CollectionList = ok(c, "horace_list_collections", json!({})).await;
+    assert_eq!(listed.total, 0, "no refused collection was created");
     fails_with(
         c,
         "horace_register_file",
@@ -663,4 +732,22 @@ async fn older_stores_and_crash_leftovers(f: Fixture) {
     let restored: Restored = ok(&client, "horace_restore_version", json!({"file_id": reg.file_id, "version": 1})).await;
     assert_eq!(restored.file.checksum, sha256_hex(&orphan));
     shutdown.shutdown();
+}
+
+/// A collection's stored metadata that is not JSON (a damaged or hand-edited
+/// SQLite file) is reported, not read as `{}` and written back as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_stored_metadata_is_an_error() {
+    let db = tempfile::tempdir().unwrap();
+    let f = Fixture::on_sqlite(db.path()).await;
+    let _: CollectionResult =
+        ok(&f.client, "horace_create_collection", json!({"name": "kept", "metadata": {"team": "core"}})).await;
+    let conn = rusqlite::Connection::open(db.path().join("horace.sqlite3")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    conn.execute("UPDATE collections SET metadata = 'not json' WHERE name = 'kept'", []).unwrap();
+    drop(conn);
+    let args = json!({"name": "kept", "metadata": {"x": 1}});
+    let text = fails_with(&f.client, "horace_create_collection", args, "CATALOG_ERROR").await;
+    assert!(text.contains("collections.metadata"), "{text}");
+    fails_with(&f.client, "horace_list_collections", json!({}), "CATALOG_ERROR").await;
 }

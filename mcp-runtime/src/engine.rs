@@ -7,10 +7,12 @@
 //! transport drives calls through this one type:
 //!
 //! - WebSocket and stdio run all calls of a session inside one task with an
-//!   [`Engine`]: it admits messages up to the in-flight cap (the transport
-//!   stops reading above it, which is the backpressure), does the call
+//!   [`Engine`]: it runs calls up to the in-flight cap, does the call
 //!   bookkeeping, and hands out the next message to write, whichever call
-//!   or the session itself it comes from.
+//!   or the session itself it comes from. At the cap the transport still
+//!   reads, so a client can cancel a running call (or ping): the first call
+//!   past the cap waits unstarted, and only then does reading stop until a
+//!   slot frees, which is the backpressure.
 //! - Streamable HTTP gives each call its own response stream, so each POST
 //!   drives its own `Call` (see `http/mod.rs`).
 //!
@@ -208,6 +210,9 @@ pub(crate) enum Outgoing {
 pub(crate) struct Engine {
     session: Session,
     calls: CallSet,
+    /// A call that arrived at the cap: registered with the session (so a
+    /// cancel finds it) but not started until a running call ends.
+    waiting: Option<Call>,
     max_in_flight: usize,
 }
 
@@ -222,17 +227,27 @@ impl Engine {
     ) -> Engine {
         let mut session = Session::new(core);
         session.log_connection(transport, peer);
-        Engine { session, calls: CallSet::default(), max_in_flight }
+        Engine { session, calls: CallSet::default(), waiting: None, max_in_flight }
     }
 
-    /// Whether another message may be read: below the in-flight cap.
+    /// Whether another message may be read: always, unless a call is
+    /// already waiting for a slot.
     pub(crate) fn accepting(&self) -> bool {
-        self.calls.len() < self.max_in_flight
+        self.waiting.is_none()
     }
 
-    /// Calls still running.
+    /// Calls running or waiting to start.
     pub(crate) fn running(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + usize::from(self.waiting.is_some())
+    }
+
+    /// A slot is free: the waiting call starts (on its next poll).
+    fn start_waiting(&mut self) {
+        if self.calls.len() < self.max_in_flight
+            && let Some(call) = self.waiting.take()
+        {
+            self.calls.push(call);
+        }
     }
 
     /// Takes one incoming message and returns what to write at once, if
@@ -243,6 +258,10 @@ impl Engine {
             // JSON-RPC answers no notification, even a broken one.
             Action::Nothing | Action::Invalid(_) => None,
             Action::Reply(reply) => Some(Outgoing::Reply(reply.text)),
+            Action::Call(call) if self.calls.len() >= self.max_in_flight => {
+                self.waiting = Some(call);
+                None
+            }
             Action::Call(mut call) => match call.poll_event(cx) {
                 // This transport has no response stream of the call's own to end.
                 Poll::Ready(Some(CallEvent::CloseStream)) => {
@@ -292,10 +311,12 @@ impl Engine {
                 }
                 Poll::Ready(Some((Some(CallEvent::Response { text, after_notifications }), call))) => {
                     self.session.call_finished(call.id());
+                    self.start_waiting();
                     Poll::Ready(Outgoing::Response { text, after_notifications })
                 }
                 Poll::Ready(Some((None, call))) => {
                     self.session.call_finished(call.id());
+                    self.start_waiting();
                     Poll::Ready(Outgoing::CallEnded)
                 }
                 Poll::Ready(None) | Poll::Pending => Poll::Pending,
@@ -308,5 +329,6 @@ impl Engine {
     pub(crate) fn close(&mut self) {
         self.session.end();
         self.calls.clear();
+        self.waiting = None;
     }
 }

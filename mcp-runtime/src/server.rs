@@ -357,7 +357,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Calls one connection may have running before the server stops reading from it (default 64).
+    /// Calls one connection may have running (default 64); one more waits unstarted, then the server stops reading from it.
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.max_in_flight = Some(calls);
         self

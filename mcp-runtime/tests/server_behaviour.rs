@@ -214,3 +214,37 @@ async fn websocket_a_message_after_the_call_takes_the_sessions_route() {
 async fn stdio_a_message_after_the_call_takes_the_sessions_route() {
     a_message_after_the_call_takes_the_sessions_route(Kind::Stdio).await;
 }
+
+/// At the in-flight cap the session still reads: a client can cancel the
+/// call that holds the only slot, and the next call starts at once instead
+/// of after the long one.
+async fn a_cancel_is_read_at_the_in_flight_cap(kind: Kind) {
+    let mut served = Served::start(kind, builder().max_in_flight(1)).await;
+    let mut peer = served.session().await;
+    // 200 steps of 50 ms: 10 s if nothing cancels it.
+    peer.send(work(1, 200, 50)).await;
+    first_progress(&mut peer, 1).await;
+    let started = Instant::now();
+    peer.notify("notifications/cancelled", Some(json!({"requestId": 1, "reason": "test"}))).await;
+    peer.send(nap(2, 1)).await;
+    let response = loop {
+        let message = peer.message().await;
+        if message.get("id").is_some() {
+            break message;
+        }
+    };
+    assert_eq!(response["id"], 2, "the cancelled call answered: {response}");
+    assert_eq!(text(&response), "1", "{response}");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "the next call waited {elapsed:?}: the cancel was not read at the cap");
+}
+
+#[tokio::test]
+async fn websocket_a_cancel_is_read_at_the_in_flight_cap() {
+    a_cancel_is_read_at_the_in_flight_cap(Kind::WebSocket).await;
+}
+
+#[tokio::test]
+async fn stdio_a_cancel_is_read_at_the_in_flight_cap() {
+    a_cancel_is_read_at_the_in_flight_cap(Kind::Stdio).await;
+}

@@ -188,39 +188,43 @@ impl EmbeddedQueue {
         }
     }
 
-    pub async fn renew(&self, consumer: &Consumer, ids: &[String]) -> Result<(), QueueError> {
+    pub async fn renew(&self, consumer: &Consumer, ids: &[String]) -> Result<u64, QueueError> {
         let seqs = seqs(ids);
         let owner = consumer.name.clone();
         let lease = self.inner.lease.as_millis() as i64;
         self.run(move |conn| {
             let until = now_ms() + lease;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut held = 0;
             {
                 let mut update =
                     tx.prepare_cached("UPDATE entries SET lease_until = ?1 WHERE seq = ?2 AND owner = ?3")?;
                 for seq in seqs {
-                    update.execute(params![until, seq, owner])?;
+                    held += update.execute(params![until, seq, owner])? as u64;
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(held)
         })
         .await
     }
 
-    pub async fn release(&self, consumer: &Consumer, ids: &[String]) -> Result<(), QueueError> {
+    pub async fn release(&self, consumer: &Consumer, ids: &[String]) -> Result<u64, QueueError> {
         let seqs = seqs(ids);
         let owner = consumer.name.clone();
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut held = 0;
             {
                 let mut update = tx.prepare_cached(
                     "UPDATE entries SET owner = NULL, lease_until = NULL WHERE seq = ?1 AND owner = ?2",
                 )?;
                 for seq in seqs {
-                    update.execute(params![seq, owner])?;
+                    held += update.execute(params![seq, owner])? as u64;
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(held)
         })
         .await
     }

@@ -147,13 +147,16 @@ impl Queue {
         each!(self, q => q.claim(consumer, max, wait).await)
     }
 
-    /// Extends the lease on entries `consumer` holds.
-    pub async fn renew(&self, consumer: &Consumer, ids: &[String]) -> Result<(), QueueError> {
+    /// Extends the lease on those of `ids` that `consumer` still holds;
+    /// returns how many. One whose lease ran out and that another consumer
+    /// claimed stays with that consumer, and one acknowledged is no one's.
+    pub async fn renew(&self, consumer: &Consumer, ids: &[String]) -> Result<u64, QueueError> {
         each!(self, q => q.renew(consumer, ids).await)
     }
 
-    /// Hands entries back so any consumer can claim them at once.
-    pub async fn release(&self, consumer: &Consumer, ids: &[String]) -> Result<(), QueueError> {
+    /// Hands those of `ids` that `consumer` still holds back, so any
+    /// consumer can claim them at once; returns how many.
+    pub async fn release(&self, consumer: &Consumer, ids: &[String]) -> Result<u64, QueueError> {
         each!(self, q => q.release(consumer, ids).await)
     }
 

@@ -5,7 +5,9 @@
 //!   leaves each entry in the group's pending list (PEL) until XACK: a worker
 //!   killed mid-batch loses nothing, and XAUTOCLAIM hands its entries to
 //!   another worker once they have been idle for the lease (WORKER_LEASE_MS).
-//!   A live worker renews its lease (XCLAIM to itself resets the idle time).
+//!   A live worker renews its lease (XCLAIM to itself resets the idle time),
+//!   only on entries it still holds: one whose lease ran out and another
+//!   worker took over stays with that worker.
 //! - Acknowledging also deletes the entry (XACK + XDEL in one script), so the
 //!   stream's length is exactly what is still to deliver: pending plus never
 //!   claimed.
@@ -78,6 +80,30 @@ end
 return {dropped, len - dropped}
 "#;
 
+/// KEYS: stream. ARGV: group, consumer, idle ms ('' for none), ids...
+/// Re-claims, to `consumer`, those of `ids` it still holds, resetting their
+/// idle time (the lease) or, with `idle`, setting it (a hand-back). An id
+/// another consumer took over with XAUTOCLAIM after this one's lease ran
+/// out is left with that consumer: a plain XCLAIM with min-idle 0 would
+/// take it back, and the two would deliver it both. Returns how many it held.
+const RECLAIM: &str = r#"
+local stream, group, consumer, idle = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local claim = {'XCLAIM', stream, group, consumer, 0}
+for i = 4, #ARGV do
+  local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer)
+  if #p == 1 then claim[#claim + 1] = ARGV[i] end
+end
+local held = #claim - 5
+if held == 0 then return 0 end
+if idle ~= '' then
+  claim[#claim + 1] = 'IDLE'
+  claim[#claim + 1] = idle
+end
+claim[#claim + 1] = 'JUSTID'
+redis.call(unpack(claim))
+return held
+"#;
+
 /// KEYS: stream, stats. ARGV: group, now, ids... Returns how many were
 /// still pending (so an entry two workers delivered counts once).
 const ACK: &str = r#"
@@ -145,6 +171,7 @@ struct Inner {
     ack: Script,
     dead_letter: Script,
     counts: Script,
+    reclaim: Script,
 }
 
 /// A consumer's own connection for blocking reads.
@@ -154,6 +181,12 @@ pub struct BlockingLink {
     /// Its own pending entries are read once, at the first claim, so a worker
     /// restarted under the same WORKER_NAME resumes them at once.
     resumed: AtomicBool,
+    /// Where this consumer's next XAUTOCLAIM scan starts: the cursor the
+    /// last one returned. Each scan looks at a bounded part of the pending
+    /// list (Redis: at most ten times COUNT entries); from `0-0` every time,
+    /// a dead worker's entries behind a long head of live leases would never
+    /// be reached. Back to `0-0` when a scan reaches the end.
+    autoclaim_from: std::sync::Mutex<String>,
 }
 
 /// Fails fast while Redis is down: one attempt per command, and the next
@@ -188,6 +221,7 @@ impl RedisQueue {
                 ack: Script::new(ACK),
                 dead_letter: Script::new(DEAD_LETTER),
                 counts: Script::new(COUNTS),
+                reclaim: Script::new(RECLAIM),
             }),
         })
     }
@@ -204,7 +238,12 @@ impl RedisQueue {
     pub(super) fn blocking_link(&self) -> Option<BlockingLink> {
         // A blocking read waits at most about a second (see `claim`).
         let conn = manager(&self.inner.client, Duration::from_secs(10)).ok()?;
-        Some(BlockingLink { conn, group_ready: AtomicBool::new(false), resumed: AtomicBool::new(false) })
+        Some(BlockingLink {
+            conn,
+            group_ready: AtomicBool::new(false),
+            resumed: AtomicBool::new(false),
+            autoclaim_from: std::sync::Mutex::new("0-0".to_owned()),
+        })
     }
 
     pub async fn push(&self, payloads: Vec<String>) -> Result<Pushed, QueueError> {
@@ -285,21 +324,24 @@ impl RedisQueue {
             out.extend(read_reply_entries(own));
         }
         if out.len() < max {
+            let from = link.autoclaim_from.lock().expect("the cursor lock is never poisoned").clone();
             let stale: Value = redis::cmd("XAUTOCLAIM")
                 .arg(&i.stream)
                 .arg(GROUP)
                 .arg(&consumer.name)
                 .arg(i.lease.as_millis() as u64)
-                .arg("0-0")
+                .arg(&from)
                 .arg("COUNT")
                 .arg(max - out.len())
                 .query_async(&mut conn)
                 .await?;
-            // [next cursor, entries, deleted ids]: the entries are the second item.
+            // [next cursor, entries, deleted ids].
             if let Value::Array(mut parts) = stale
                 && parts.len() >= 2
             {
                 out.extend(entry_list(parts.swap_remove(1)));
+                let next = redis::from_redis_value_ref(&parts[0]).unwrap_or_else(|_| "0-0".to_owned());
+                *link.autoclaim_from.lock().expect("the cursor lock is never poisoned") = next;
             }
         }
         if out.len() < max {
@@ -317,27 +359,28 @@ impl RedisQueue {
         Ok(out)
     }
 
-    /// XCLAIM to the same consumer with JUSTID: resets the idle time (the
-    /// lease) and, with `idle`, sets it so anyone may take them now.
-    async fn reclaim(&self, consumer: &Consumer, ids: &[String], idle: Option<Duration>) -> Result<(), QueueError> {
+    /// Re-claims what `consumer` still holds of `ids` (the [`RECLAIM`]
+    /// script): resets the lease or, with `idle`, sets the idle time so
+    /// anyone may take them now. Returns how many it held.
+    async fn reclaim(&self, consumer: &Consumer, ids: &[String], idle: Option<Duration>) -> Result<u64, QueueError> {
         let i = &self.inner;
         let mut conn = self.link(consumer).conn.clone();
+        let idle = idle.map_or(String::new(), |idle| idle.as_millis().to_string());
+        let mut held = 0;
         for chunk in ids.chunks(IDS_PER_CALL) {
-            let mut cmd = redis::cmd("XCLAIM");
-            cmd.arg(&i.stream).arg(GROUP).arg(&consumer.name).arg(0).arg(chunk);
-            if let Some(idle) = idle {
-                cmd.arg("IDLE").arg(idle.as_millis() as u64);
-            }
-            let _: Value = cmd.arg("JUSTID").query_async(&mut conn).await.map_err(|e| self.error(e))?;
+            let mut call = i.reclaim.key(&i.stream);
+            call.arg(GROUP).arg(&consumer.name).arg(&idle).arg(chunk);
+            let n: u64 = call.invoke_async(&mut conn).await.map_err(|e| self.error(e))?;
+            held += n;
         }
-        Ok(())
+        Ok(held)
     }
 
-    pub async fn renew(&self, consumer: &Consumer, ids: &[String]) -> Result<(), QueueError> {
+    pub async fn renew(&self, consumer: &Consumer, ids: &[String]) -> Result<u64, QueueError> {
         self.reclaim(consumer, ids, None).await
     }
 
-    pub async fn release(&self, consumer: &Consumer, ids: &[String]) -> Result<(), QueueError> {
+    pub async fn release(&self, consumer: &Consumer, ids: &[String]) -> Result<u64, QueueError> {
         self.reclaim(consumer, ids, Some(self.inner.lease)).await
     }
 

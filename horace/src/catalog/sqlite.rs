@@ -566,7 +566,7 @@ impl SqliteCatalog {
                 .optional()?;
             let (seq, created) = match existing {
                 Some((seq, stored)) => {
-                    let mut metadata: Map<String, Value> = serde_json::from_str(&stored).unwrap_or_default();
+                    let mut metadata = stored_json::<Map<String, Value>>(&stored, "collections.metadata")?;
                     if let Some(patch) = &input.metadata {
                         metadata.extend(patch.clone());
                     }
@@ -672,6 +672,23 @@ fn time_from(micros: i64) -> String {
     format_timestamp(DateTime::from_timestamp_micros(micros).unwrap_or_default())
 }
 
+/// A JSON column read back (a collection's metadata, a file's tags). Horace
+/// only writes valid JSON there: anything else is damage to report, not to
+/// paper over with an empty value that the next write would store.
+fn stored_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        HoraceError::catalog(format!(
+            "SQLite: the stored {column} is not the JSON Horace wrote ({e}); the catalog file was damaged or edited"
+        ))
+    })
+}
+
+/// [`stored_json`] inside a row mapping, as rusqlite's conversion error.
+fn stored_json_in_row<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
+}
+
 fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).expect("strings serialise")
 }
@@ -706,7 +723,7 @@ fn file_from_row(row: &Row<'_>, root: &str) -> rusqlite::Result<FileRecord> {
         status: FileStatus::parse(&status).unwrap_or(FileStatus::Active),
         owner: row.get(9)?,
         purpose: row.get(10)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        tags: stored_json_in_row(&tags, 11)?,
         correlation_id: row.get(12)?,
         created_at: time_from(row.get(13)?),
         updated_at: time_from(row.get(14)?),
@@ -794,7 +811,7 @@ fn apply_metadata(tx: &Connection, seq: i64, patch: &FileMetadata, now: DateTime
             owner: r.get(0)?,
             purpose: r.get(1)?,
             correlation_id: r.get(2)?,
-            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            tags: stored_json_in_row(&tags, 3)?,
         })
     })?;
     let merged = stored.merged(patch);
@@ -860,7 +877,7 @@ fn collection_from_row(row: &Row<'_>) -> rusqlite::Result<Collection> {
         collection_id: row.get(0)?,
         name: row.get(1)?,
         description: row.get(2)?,
-        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        metadata: stored_json_in_row(&metadata, 3)?,
         file_count: row.get(4)?,
         created_at: time_from(row.get(5)?),
         updated_at: time_from(row.get(6)?),

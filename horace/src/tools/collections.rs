@@ -10,7 +10,7 @@ use super::page;
 use crate::Horace;
 use crate::catalog::CollectionInput;
 use crate::error::{ErrorCode, HoraceError, Result};
-use crate::model::{Collection, MAX_COLLECTION_IDS, MAX_TEXT, parse_file_id};
+use crate::model::{Collection, MAX_COLLECTION_IDS, MAX_TEXT, check_json_metadata, parse_file_id};
 
 /// What `horace_create_collection` returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -52,6 +52,9 @@ pub async fn create_collection(
             "`description` must be at most {} bytes without NUL characters",
             16 * MAX_TEXT
         )));
+    }
+    if let Some(metadata) = &metadata {
+        check_json_metadata(metadata, "metadata")?;
     }
     let given = file_ids.unwrap_or_default();
     if given.len() > MAX_COLLECTION_IDS {

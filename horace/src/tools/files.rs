@@ -10,8 +10,8 @@ use crate::Horace;
 use crate::catalog::{ContentCheck, Registered};
 use crate::error::{ErrorCode, HoraceError, Result};
 use crate::model::{
-    FileMetadata, FileRecord, FileStatus, FileTypeFilter, SearchQuery, VersionRecord, check_range, clean_tags,
-    parse_file_id, parse_timestamp,
+    FileMetadata, FileRecord, FileStatus, FileTypeFilter, SearchQuery, VersionRecord, check_range, check_text,
+    clean_tags, parse_file_id, parse_timestamp,
 };
 use crate::root::RelPath;
 
@@ -46,7 +46,7 @@ pub struct Registration {
 #[mcp_tool(name = "horace_register_file", idempotent)]
 pub async fn register_file(
     horace: State<Horace>,
-    /// Absolute path to file in /mnt/irina_storage/ (the storage root, HORACE_STORAGE_ROOT), or a path relative to the root
+    /// Absolute path inside the storage root (the seeds' /mnt/irina_storage; this server's root is named in its instructions), or relative to it
     file_path: String,
     /// File metadata
     metadata: FileMetadata,
@@ -122,6 +122,11 @@ pub async fn search_files(
     offset: i64,
 ) -> Result<SearchResults> {
     let (limit, offset) = page(limit, offset)?;
+    for (name, value) in [("owner", &owner), ("collection", &collection)] {
+        if let Some(v) = value {
+            check_text(v, name)?;
+        }
+    }
     let created_after = created_after.map(|t| parse_timestamp(&t, "created_after")).transpose()?;
     let created_before = created_before.map(|t| parse_timestamp(&t, "created_before")).transpose()?;
     if let (Some(after), Some(before)) = (created_after, created_before)
@@ -280,13 +285,20 @@ pub struct Restored {
     pub restored_version: i64,
     /// The version that records the restore.
     pub new_version: i64,
+    /// When the file held content the catalog had not recorded (an edit
+    /// since the last registration or check), the version that kept it
+    /// before it was overwritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_version: Option<i64>,
     pub message: String,
 }
 
 /// Restore a file to a previous version
 ///
 /// Writes that version's content back to the file's path atomically (a temp file beside it, synced, then renamed
-/// over it) and records the restore as a new version; history is never rewritten.
+/// over it) and records the restore as a new version; history is never rewritten. If the file holds content that
+/// was never cataloged (edited since it was last registered or checked), that content is first recorded as a new
+/// version, so nothing is lost.
 #[mcp_tool(name = "horace_restore_version", destructive)]
 pub async fn restore_version(
     horace: State<Horace>,
@@ -302,12 +314,65 @@ pub async fn restore_version(
     let wanted = horace.catalog().version(id, version).await?;
     let file = horace.catalog().file(id).await?;
     let rel = RelPath::from_catalog(file.relative_path);
-    let observed = horace.restore(rel, wanted.checksum).await?;
-    let file = horace.catalog().record_restore(id, &observed, version).await?;
-    Ok(Restored {
-        message: format!("wrote version {version} back to {}; recorded as version {}", file.file_path, file.version),
-        restored_version: version,
-        new_version: file.version,
-        file,
-    })
+    // First the checked content, synced beside the file: a missing or
+    // corrupt version fails here, with nothing changed.
+    let staged = horace.stage_restore(rel.clone(), wanted.checksum).await?;
+    // Then what the file holds now, kept as a version if the catalog does
+    // not have it: the rename below must not be the end of an edit.
+    let before = match horace.ingest(rel.clone(), Some(file.checksum.clone())).await {
+        Ok(observed) => Some(observed),
+        // No file, or a symlink at its place that leads out of the root or
+        // into .horace/ (replaced by the rename, never followed): nothing
+        // of the file's own to keep.
+        Err(e)
+            if matches!(e.code(), ErrorCode::PathNotFound | ErrorCode::PathOutsideRoot | ErrorCode::PathReserved) =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut saved_version = None;
+    if let Some(observed) = before.as_ref().filter(|o| o.checksum != file.checksum) {
+        let content = ContentCheck::Present(observed.clone());
+        saved_version = horace.catalog().update(id, &FileMetadata::default(), &content).await?.new_version;
+    }
+    let observed = horace.commit_restore(staged, rel.clone()).await?;
+    let file = match horace.catalog().record_restore(id, &observed, version).await {
+        Ok(file) => file,
+        Err(e) => return Err(undo_restore(&horace, rel, before.map(|o| o.checksum), e).await),
+    };
+    let mut message = String::new();
+    if let Some(saved) = saved_version {
+        message = format!(
+            "the file held content that was not cataloged (changed since it was last registered or checked); \
+             kept it as version {saved} first. "
+        );
+    }
+    message
+        .push_str(&format!("wrote version {version} back to {}; recorded as version {}", file.file_path, file.version));
+    Ok(Restored { message, restored_version: version, new_version: file.version, saved_version, file })
+}
+
+/// After a restore was written but could not be recorded: puts the content
+/// the file held before back (it is a cataloged version: the latest, or the
+/// one just saved), so the failed call leaves the file as it was.
+async fn undo_restore(horace: &Horace, rel: RelPath, before: Option<String>, failed: HoraceError) -> HoraceError {
+    let shown = horace.root().absolute(rel.as_str());
+    let outcome = match before {
+        Some(checksum) => match horace.restore(rel, checksum).await {
+            Ok(_) => format!("{shown} was put back as it was"),
+            Err(e) => format!(
+                "putting {shown} back failed too ({e}): it holds the restored content, which the catalog does not \
+                 list as its current version; horace_update_file with check_for_changes records it"
+            ),
+        },
+        None => format!(
+            "{shown} had no content in the root before and now holds the restored content, which the catalog does \
+             not list as its current version; horace_update_file with check_for_changes records it"
+        ),
+    };
+    HoraceError::new(
+        failed.code(),
+        format!("the restore was written but recording it failed ({}); {outcome}", failed.message()),
+    )
 }
