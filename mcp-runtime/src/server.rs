@@ -389,7 +389,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Streamable HTTP sessions open at once before `initialize` is refused with 503 (default 10,000).
+    /// Streamable HTTP sessions open at once (default 10,000). Past it a new
+    /// session closes the quiet one (no running call, no open stream) used
+    /// the longest ago; `initialize` gets 503 only when every session is busy.
     pub fn max_sessions(mut self, sessions: usize) -> Self {
         self.max_sessions = Some(sessions);
         self
