@@ -52,4 +52,6 @@ step "installing test peers" bash scripts/install-test-peers.sh
 # compiled twice.
 step "building every binary and test" \
   env MCP_TEST_PEERS="$peers" cargo test --workspace --all-features --locked --no-run
-step "running the test suite" env MCP_TEST_PEERS="$peers" cargo test --workspace --all-features --locked "$@"
+# --no-fail-fast: one failing test binary must not hide the others' results.
+step "running the test suite" \
+  env MCP_TEST_PEERS="$peers" cargo test --workspace --all-features --locked --no-fail-fast "$@"
