@@ -30,6 +30,9 @@ pub struct Inner {
     pub description: String,
     pub max_queue_size: u64,
     levels: RwLock<HashMap<String, Level>>,
+    /// Bumped by every `set_level` here, so that a refresh whose read of the
+    /// shared levels began before it does not put the old level back.
+    level_changes: AtomicU64,
     /// Filtered since the last report to the queue's shared counter.
     filtered: AtomicU64,
 }
@@ -52,6 +55,7 @@ impl Facade {
             description: config.queue_description(),
             max_queue_size: config.max_queue_size,
             levels: RwLock::new(HashMap::new()),
+            level_changes: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
         }));
         tokio::spawn(refresh(Arc::downgrade(&facade.0)));
@@ -77,7 +81,9 @@ impl Facade {
     /// Stores the level centrally and applies it here at once.
     pub async fn set_level(&self, component: &str, level: Level) -> Result<(), String> {
         self.queue.set_level(component, level).await.map_err(|e| e.0)?;
-        self.levels.write().expect("the level lock is never poisoned").insert(component.to_owned(), level);
+        let mut levels = self.levels.write().expect("the level lock is never poisoned");
+        levels.insert(component.to_owned(), level);
+        self.level_changes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -100,8 +106,14 @@ async fn refresh(facade: Weak<Inner>) {
     loop {
         tick.tick().await;
         let Some(facade) = facade.upgrade() else { return };
+        let changes = facade.level_changes.load(Ordering::Relaxed);
         if let Ok(levels) = facade.queue.levels().await {
-            *facade.levels.write().expect("the level lock is never poisoned") = levels;
+            let mut current = facade.levels.write().expect("the level lock is never poisoned");
+            // A level set here while the read was under way is newer than
+            // what was read: keep it, and take the shared ones next tick.
+            if facade.level_changes.load(Ordering::Relaxed) == changes {
+                *current = levels;
+            }
         }
         let filtered = facade.filtered.swap(0, Ordering::Relaxed);
         if filtered > 0 && facade.queue.add_filtered(filtered).await.is_err() {
