@@ -348,6 +348,18 @@ async fn load(
             anyhow::Ok((histogram, false))
         });
     }
+    merge(tasks, window).await
+}
+
+/// The same closed loop through the runtime's `Client`: `IN_FLIGHT` tasks
+/// per connection, each calling `logger_log` in turn. A call unanswered
+/// within 10 s counts as stalled.
+/// One window's figures from the connections' latency histograms: calls
+/// per second, p50 and p99, and how many connections stalled.
+async fn merge(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<(Histogram<u64>, bool)>>,
+    window: Duration,
+) -> anyhow::Result<Measured> {
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let mut stalled = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -363,9 +375,6 @@ async fn load(
     })
 }
 
-/// The same closed loop through the runtime's `Client`: `IN_FLIGHT` tasks
-/// per connection, each calling `logger_log` in turn. A call unanswered
-/// within 10 s counts as stalled.
 async fn load_with_client(url: &str, warmup: Duration, window: Duration) -> anyhow::Result<Measured> {
     let mut clients = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
@@ -401,19 +410,7 @@ async fn load_with_client(url: &str, warmup: Duration, window: Duration) -> anyh
             });
         }
     }
-    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    let mut stalled = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let (histogram, stuck) = joined??;
-        total.add(histogram)?;
-        stalled += usize::from(stuck);
-    }
-    Ok(Measured {
-        stalled,
-        rate: total.len() as f64 / window.as_secs_f64(),
-        p50: total.value_at_quantile(0.5),
-        p99: total.value_at_quantile(0.99),
-    })
+    merge(tasks, window).await
 }
 
 /// Sends exactly `n` `logger_log` calls at 32 x 4 and returns how many were queued.
