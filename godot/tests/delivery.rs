@@ -374,7 +374,10 @@ async fn dewey_down_for_thirty_seconds_then_everything_arrives() {
     loop {
         let s = stats(&godot.url()).await;
         if s.counts.last_error.as_deref().is_some_and(|e| e.contains(&dewey.url())) {
-            assert_eq!(s.counts.delivered, 400, "nothing was delivered while Dewey was down");
+            // At most the 400 sent before: a batch Dewey stored just before
+            // it died may not be counted yet (its answer was lost); it is
+            // resent and counted once, checked after Dewey is back.
+            assert!(s.counts.delivered <= 400, "delivered while Dewey was down: {}", s.counts.delivered);
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "no worker error in the stats: {s:?}");
